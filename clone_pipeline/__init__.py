@@ -1,0 +1,1 @@
+"""clone_pipeline: personal language models from a person's own words."""

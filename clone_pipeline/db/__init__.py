@@ -1,0 +1,1 @@
+"""Domain database: SQLAlchemy models, sessions, migrations and repository functions."""

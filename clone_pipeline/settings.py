@@ -1,0 +1,62 @@
+"""Environment-driven settings: where data lives and which databases to use.
+
+Everything the project writes goes under ``CLONE_HOME`` (the data root) or ``DAGSTER_HOME``
+(Dagster's own instance); nothing is written anywhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_HOME = Path.home() / ".clone_pipeline"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    dagster_home: Path
+    hardware_profile: str = "auto"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.home / "datasets"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.home / "audio"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def user_dataset_dir(self, external_id: str) -> Path:
+        return self.datasets_dir / external_id
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home, self.datasets_dir, self.audio_dir, self.models_dir,
+                     self.dagster_home):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read settings from the environment (``os.environ`` unless *env* is given).
+
+    CLONE_HOME           data root (default ~/.clone_pipeline)
+    CLONE_DATABASE_URL   domain database (default: SQLite file under the data root)
+    DAGSTER_HOME         Dagster instance folder (default: CLONE_HOME/dagster)
+    CLONE_HARDWARE       hardware profile: auto, cpu, rtx5090, a100, h100
+    """
+    env = os.environ if env is None else env
+    home = Path(env.get("CLONE_HOME") or DEFAULT_HOME).expanduser().resolve()
+    database_url = env.get("CLONE_DATABASE_URL") or f"sqlite:///{home / 'clone.db'}"
+    dagster_home = Path(env.get("DAGSTER_HOME") or home / "dagster").expanduser().resolve()
+    return Settings(
+        home=home,
+        database_url=database_url,
+        dagster_home=dagster_home,
+        hardware_profile=env.get("CLONE_HARDWARE", "auto"),
+    )
