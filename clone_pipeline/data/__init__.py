@@ -1,0 +1,1 @@
+"""The data half of the pipeline: collect, clean, redact, deduplicate, assess, format."""

@@ -1,0 +1,117 @@
+"""Fit examples to a token budget, split them by question and render every format."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from typing import Any
+
+from clone_pipeline.data.examples import Example
+from clone_pipeline.data.formats import FORMATS, messages, render, template_text
+from clone_pipeline.data.split import split_by_question
+
+MIN_ANSWER_TOKENS = 16  # below this a truncated answer says nothing in the person's voice
+_SENTENCE_END = (".", "!", "?", "…", ".\"", "!\"", "?\"")
+
+
+@dataclass(frozen=True)
+class FormatOptions:
+    formats: tuple[str, ...] = FORMATS
+    include_system_prompts: bool = True
+    max_length: int = 2048  # tokens of the configured tokenizer, whole record
+    eval_fraction: float = 0.1
+    seed: int = 0
+
+
+@dataclass
+class FormattedSplit:
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]]
+    token_stats: dict[str, float]
+
+
+@dataclass
+class Formatted:
+    formats: dict[str, FormattedSplit]
+    train_examples: list[Example]
+    eval_examples: list[Example]
+    truncated: int
+    dropped: int
+    system_prompt: str | None
+    overhead_tokens: dict[str, int] = field(default_factory=dict)
+
+
+def _lengths(tokenizer, texts: list[str]) -> list[int]:
+    if not texts:
+        return []
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
+def _overhead(tokenizer, fmt: str, system: str | None) -> int:
+    """Tokens a record of *fmt* adds around its prompt and answer. Message formats are what
+    the model's own chat template makes of them, when it has one."""
+    if fmt in ("conversational", "openai", "sharegpt") and getattr(tokenizer, "chat_template",
+                                                                  None):
+        empty = messages(Example(id="", source="", prompt="", answer=""), system)
+        return len(tokenizer.apply_chat_template(empty, tokenize=True, return_dict=True)
+                   ["input_ids"])
+    return _lengths(tokenizer, [template_text(fmt, system, "", "")])[0]
+
+
+def _truncate(tokenizer, answer: str, budget: int) -> str:
+    """The longest prefix of *answer* within *budget* tokens, cut at a sentence end if one
+    falls in the second half of it."""
+    ids = tokenizer(answer, add_special_tokens=False)["input_ids"][:budget]
+    text = tokenizer.decode(ids).rstrip()
+    cut = max(text.rfind(end) + len(end) for end in _SENTENCE_END)
+    return text[:cut] if cut > len(text) // 2 else text
+
+
+def _stats(lengths: list[int]) -> dict[str, float]:
+    if not lengths:
+        return {"records": 0, "total_tokens": 0}
+    ordered = sorted(lengths)
+    return {"records": len(ordered), "total_tokens": sum(ordered),
+            "mean_tokens": round(statistics.fmean(ordered), 1),
+            "median_tokens": statistics.median(ordered),
+            "p95_tokens": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            "max_tokens": ordered[-1]}
+
+
+def format_examples(examples: list[Example], system: str | None, tokenizer,
+                    options: FormatOptions) -> Formatted:
+    """Render *examples* in every requested format, each record within max_length tokens.
+
+    Token counts are additive: prompt and answer are tokenized once, and each format adds its
+    template overhead (measured by tokenizing the template with empty fields). Fields are
+    separated by special tokens or newlines, where byte-level BPE does not merge across.
+    """
+    unknown = set(options.formats) - set(FORMATS)
+    if unknown:
+        raise ValueError(f"unknown format(s) {sorted(unknown)}; choose from {FORMATS}")
+    system = system if options.include_system_prompts else None
+    overhead = {fmt: _overhead(tokenizer, fmt, system) for fmt in options.formats}
+    worst = max(overhead.values())
+    prompt_len = _lengths(tokenizer, [e.prompt for e in examples])
+    answer_len = _lengths(tokenizer, [e.answer for e in examples])
+    kept, lengths, truncated, dropped = [], [], 0, 0
+    for example, p_len, a_len in zip(examples, prompt_len, answer_len, strict=True):
+        budget = options.max_length - worst - p_len
+        if a_len > budget:
+            if budget < MIN_ANSWER_TOKENS:
+                dropped += 1
+                continue
+            example.answer = _truncate(tokenizer, example.answer, budget)
+            a_len = _lengths(tokenizer, [example.answer])[0]
+            truncated += 1
+        kept.append(example)
+        lengths.append(p_len + a_len)
+    content_len = {e.id: n for e, n in zip(kept, lengths, strict=True)}
+    train, evaluation = split_by_question(kept, options.eval_fraction, options.seed)
+    formats = {}
+    for fmt in options.formats:
+        formats[fmt] = FormattedSplit(
+            train=[render(fmt, e, system) for e in train],
+            eval=[render(fmt, e, system) for e in evaluation],
+            token_stats=_stats([content_len[e.id] + overhead[fmt] for e in kept]))
+    return Formatted(formats, train, evaluation, truncated, dropped, system, overhead)

@@ -1,0 +1,31 @@
+"""System prompts built from the person's profile, in the seed's template styles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TEMPLATE_STYLES = ("legacy_preservation", "casual")
+
+
+def system_prompt(display_name: str, persona: dict[str, Any] | None,
+                  birth_year: int | None, style: str) -> str:
+    """The system message that tells the model whose voice it speaks in."""
+    if style not in TEMPLATE_STYLES:
+        raise ValueError(f"template_style {style!r} is not one of {', '.join(TEMPLATE_STYLES)}")
+    persona = persona or {}
+    tone = persona.get("tone") or "natural"
+    terms = [t for t in persona.get("address_terms") or [] if isinstance(t, str)]
+    first_name = display_name.split()[0] if display_name.split() else display_name
+    if style == "casual":
+        called = f" Your family call you {_join(terms)}." if terms else ""
+        return (f"You are {first_name}.{called} Chat the way you do with family: "
+                f"{tone}, natural, in your own words.")
+    born = f", born in {birth_year}" if birth_year else ""
+    called = f", whom your family call {_join(terms)}" if terms else ""
+    return (f"You are {display_name}{born}{called}. You are sharing your memories, stories and "
+            f"advice with the people you love so they are preserved in your own words. Answer "
+            f"as yourself, in a {tone} tone, with the details and turns of phrase you use.")
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]

@@ -1,0 +1,120 @@
+"""Queries and writes the pipeline needs, kept in one place so SQL never leaks upward."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select, union_all
+from sqlalchemy.orm import Session
+
+from clone_pipeline.data.collect import SourceMaterial
+from clone_pipeline.db.models import (
+    SOURCE_MODELS,
+    FormattedTrainingData,
+    LifeStory,
+    MilestoneMessage,
+    Response,
+    TrainingDataset,
+    User,
+)
+
+
+class UnknownUserError(LookupError):
+    def __init__(self, external_id: str):
+        super().__init__(f"no user {external_id!r}: import their export first "
+                         f"(clone-pipeline import PATH)")
+        self.external_id = external_id
+
+
+def get_user(session: Session, external_id: str) -> User:
+    user = session.scalar(select(User).where(User.external_id == external_id))
+    if user is None:
+        raise UnknownUserError(external_id)
+    return user
+
+
+def load_source_material(session: Session, external_id: str) -> SourceMaterial:
+    """The user's responses, stories and messages as plain dicts, oldest first."""
+    user = get_user(session, external_id)
+
+    def rows(model, *columns: str) -> list[dict[str, Any]]:
+        result = session.scalars(select(model).where(model.user_id == user.id)
+                                 .order_by(model.created_at, model.item_id))
+        return [{c: getattr(r, c) for c in ("item_id", *columns)} for r in result]
+
+    return SourceMaterial(
+        external_id=user.external_id, display_name=user.display_name,
+        persona=user.persona or {}, birth_year=user.birth_year,
+        responses=rows(Response, "category", "question", "answer", "emotional_tone"),
+        life_stories=rows(LifeStory, "title", "category", "era", "content"),
+        milestone_messages=rows(MilestoneMessage, "recipient", "occasion", "content"),
+    )
+
+
+def latest_dataset(session: Session, user_id: uuid.UUID) -> TrainingDataset | None:
+    return session.scalar(select(TrainingDataset).where(TrainingDataset.user_id == user_id)
+                          .order_by(TrainingDataset.created_at.desc(),
+                                    TrainingDataset.version.desc()).limit(1))
+
+
+def dataset_version_for(session: Session, user_id: uuid.UUID, sha256: str) -> int:
+    """Same content keeps its version number; new content gets the next one."""
+    same = session.scalar(select(TrainingDataset.version).where(
+        TrainingDataset.user_id == user_id, TrainingDataset.sha256 == sha256).limit(1))
+    if same is not None:
+        return same
+    top = session.scalar(select(func.max(TrainingDataset.version))
+                         .where(TrainingDataset.user_id == user_id))
+    return (top or 0) + 1
+
+
+def formatted_for_dataset(session: Session, dataset_id: uuid.UUID
+                          ) -> list[FormattedTrainingData]:
+    return list(session.scalars(select(FormattedTrainingData)
+                                .where(FormattedTrainingData.dataset_id == dataset_id)
+                                .order_by(FormattedTrainingData.format)))
+
+
+def users_overview(session: Session) -> list[dict[str, Any]]:
+    """Every user with item counts and the readiness of their latest dataset."""
+    out = []
+    for user in session.scalars(select(User).order_by(User.external_id)):
+        counts = {name: session.scalar(select(func.count()).select_from(model)
+                                       .where(model.user_id == user.id))
+                  for name, model in SOURCE_MODELS.items()}
+        dataset = latest_dataset(session, user.id)
+        out.append({"external_id": user.external_id, "display_name": user.display_name,
+                    **counts,
+                    "dataset_version": dataset.version if dataset else None,
+                    "ready": dataset.ready if dataset else None,
+                    "readiness": dataset.readiness if dataset else None})
+    return out
+
+
+def source_changes_since(session: Session, since: datetime | None) -> dict[str, datetime]:
+    """external_id -> latest updated_at across the user and their items, for users changed
+    after *since* (all users when None)."""
+    parts = [select(User.id.label("user_id"), User.updated_at.label("ts"))]
+    parts += [select(m.user_id.label("user_id"), m.updated_at.label("ts"))
+              for m in SOURCE_MODELS.values()]
+    changes = union_all(*parts).subquery()
+    query = (select(User.external_id, func.max(changes.c.ts))
+             .join(changes, changes.c.user_id == User.id).group_by(User.external_id))
+    if since is not None:
+        query = query.having(func.max(changes.c.ts) > since)
+    return {ext: _utc(ts) for ext, ts in session.execute(query)}
+
+
+def all_external_ids(session: Session) -> set[str]:
+    return set(session.scalars(select(User.external_id)))
+
+
+def delete_user(session: Session, external_id: str) -> None:
+    """Remove a user and (by cascade) everything stored about them in the domain tables."""
+    session.delete(get_user(session, external_id))
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,339 @@
+"""Import one person's user export into the domain database, all or nothing.
+
+The steps: find export.json (file, folder or .zip), read it under the size and encoding
+limits, validate the whole document and every audio file (collecting every problem), then
+copy audio into the data root by content hash and upsert everything in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import unicodedata
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from clone_pipeline.db.models import SOURCE_MODELS, User, utcnow
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.ingest.errors import MAX_PROBLEMS, ExportError, Problem
+from clone_pipeline.ingest.schema import pointer, schema_problems
+from clone_pipeline.settings import Settings
+from clone_pipeline.voice.audio_io import AudioError, probe_audio
+
+MAX_JSON_BYTES = 500 * 1024 * 1024
+MAX_AUDIO_BYTES = 200 * 1024 * 1024
+MAX_AUDIO_SECONDS = 30 * 60
+
+# Export field -> model column, per list. Fields not named here (and not "id") go to `extra`.
+FIELDS = {
+    "responses": {"category": "category", "question": "question", "answer": "answer",
+                  "emotional_tone": "emotional_tone"},
+    "life_stories": {"title": "title", "category": "category", "era": "era",
+                     "content": "content"},
+    "milestone_messages": {"recipient": "recipient", "occasion": "occasion",
+                           "content": "content", "deliver_on": "deliver_on"},
+    "voice_recordings": {"passage_id": "passage_id", "text": "text",
+                         "recorded_at": "recorded_at"},
+}
+TIMESTAMP_FIELDS = {"created_at", "recorded_at"}
+USER_FIELDS = ("display_name", "locale", "birth_year", "persona")
+
+
+@dataclass
+class ListCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    pruned: int = 0
+
+
+@dataclass
+class ImportSummary:
+    external_id: str
+    user_created: bool
+    lists: dict[str, ListCounts] = field(default_factory=dict)
+    audio_files_copied: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return self.user_created or any(
+            c.inserted or c.updated or c.pruned for c in self.lists.values())
+
+
+@dataclass(frozen=True)
+class _Audio:
+    index: int
+    source: Path
+    sha256: str
+    size: int
+    suffix: str
+    info: Any
+
+
+def import_export(path: str | Path, settings: Settings, *, prune: bool = False) -> ImportSummary:
+    """Validate and import the export at *path*; raise ExportError (writing nothing) if bad."""
+    path = Path(path)
+    with _export_folder(path, settings) as (json_path, base_dir):
+        doc = _load_json(json_path)
+        problems = schema_problems(doc)
+        audio = _check_audio(doc, base_dir, problems) if not problems else []
+        if problems:
+            raise ExportError(str(path), problems[:MAX_PROBLEMS],
+                              max(0, len(problems) - MAX_PROBLEMS))
+        doc = _nfc(doc)
+        copied: list[Path] = []
+        try:
+            stored = {a.index: _store_audio(a, doc["user"]["external_id"], settings, copied)
+                      for a in audio}
+            with session_scope(settings.database_url) as session:
+                return _upsert(session, doc, stored, prune, len(copied))
+        except BaseException:
+            for file in copied:  # only files this import created; shared ones stay
+                file.unlink(missing_ok=True)
+            raise
+
+
+@contextmanager
+def _export_folder(path: Path, settings: Settings) -> Iterator[tuple[Path, Path]]:
+    """Yield (export.json, folder its audio paths are relative to) for a file, folder or zip."""
+    if not path.exists():
+        raise ExportError(str(path), [Problem(str(path), "no such file or folder")])
+    if path.is_dir():
+        json_path = path / "export.json"
+        if not json_path.is_file():
+            raise ExportError(str(path), [Problem(str(json_path), "folder has no export.json")])
+        yield json_path, path
+        return
+    if path.suffix.lower() != ".zip":
+        yield path, path.parent
+        return
+    tmp_root = settings.home / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+        _safe_extract(path, Path(tmp))
+        candidates = sorted(Path(tmp).rglob("export.json"), key=lambda p: len(p.parts))
+        if not candidates:
+            raise ExportError(str(path), [Problem(str(path), "zip holds no export.json")])
+        yield candidates[0], candidates[0].parent
+
+
+def _safe_extract(archive: Path, dest: Path) -> None:
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            total = sum(m.file_size for m in members)
+            if total > MAX_JSON_BYTES + 64 * MAX_AUDIO_BYTES:
+                raise ExportError(str(archive), [Problem(str(archive), "zip is too large")])
+            for m in members:
+                target = (dest / m.filename).resolve()
+                if not target.is_relative_to(dest.resolve()):
+                    raise ExportError(str(archive), [Problem(
+                        m.filename, "zip entry points outside the archive")])
+            zf.extractall(dest)
+    except zipfile.BadZipFile as exc:
+        raise ExportError(str(archive), [Problem(str(archive), "not a readable zip file")]) \
+            from exc
+
+
+def _load_json(json_path: Path) -> Any:
+    where = str(json_path)
+    size = json_path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise ExportError(where, [Problem(where, f"JSON file is {size / 2**20:.0f} MB; "
+                                                 f"the limit is 500 MB")])
+    raw = json_path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(raw, exc.start)
+        raise ExportError(where, [Problem(f"line {line}, column {col}",
+                                          "not UTF-8 (the export must be UTF-8 encoded)")]) \
+            from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExportError(where, [Problem(f"line {exc.lineno}, column {exc.colno}",
+                                          f"invalid JSON: {exc.msg}")]) from None
+
+
+def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
+    before = raw[:offset]
+    line = before.count(b"\n") + 1
+    col = offset - (before.rfind(b"\n") + 1) + 1
+    return line, col
+
+
+def _check_audio(doc: dict, base_dir: Path, problems: list[Problem]) -> list[_Audio]:
+    """Probe every recording's file; append a problem for each bad one."""
+    found: list[_Audio] = []
+    base = base_dir.resolve()
+    for index, item in enumerate(doc.get("voice_recordings") or []):
+        rel = item["file"]
+        where = f"{pointer(['voice_recordings', index, 'file'])} ({rel})"
+        source = (base / rel).resolve()
+        if Path(rel).is_absolute() or not source.is_relative_to(base):
+            problems.append(Problem(where, "audio path must be relative to the export's "
+                                           "folder and stay inside it"))
+            continue
+        if not source.is_file():
+            problems.append(Problem(where, "audio file not found"))
+            continue
+        size = source.stat().st_size
+        if size > MAX_AUDIO_BYTES:
+            problems.append(Problem(where, f"audio file is {size / 2**20:.0f} MB; "
+                                           f"the limit is 200 MB"))
+            continue
+        try:
+            info = probe_audio(source)
+        except AudioError as exc:
+            problems.append(Problem(where, f"unreadable audio: {exc}"))
+            continue
+        if info.duration_s > MAX_AUDIO_SECONDS:
+            problems.append(Problem(where, f"recording lasts {info.duration_s / 60:.1f} min; "
+                                           f"the limit is 30 min"))
+            continue
+        if info.duration_s <= 0:
+            problems.append(Problem(where, "recording is empty"))
+            continue
+        found.append(_Audio(index, source, _sha256(source), size, source.suffix.lower(), info))
+    return found
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _store_audio(audio: _Audio, external_id: str, settings: Settings,
+                 copied: list[Path]) -> tuple[_Audio, str]:
+    """Copy into audio/<user>/<sha256><ext> atomically; return (audio, path under data root)."""
+    rel = Path("audio") / external_id / f"{audio.sha256}{audio.suffix}"
+    target = settings.home / rel
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
+        shutil.copyfile(audio.source, tmp)
+        os.replace(tmp, target)
+        copied.append(target)
+    return audio, rel.as_posix()
+
+
+def _nfc(value: Any) -> Any:
+    if isinstance(value, str):
+        return unicodedata.normalize("NFC", value)
+    if isinstance(value, list):
+        return [_nfc(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _nfc(v) for k, v in value.items()}
+    return value
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _upsert(session: Session, doc: dict, stored: dict[int, tuple[_Audio, str]], prune: bool,
+            copied: int) -> ImportSummary:
+    now = utcnow()
+    u = doc["user"]
+    user = session.scalar(select(User).where(User.external_id == u["external_id"]))
+    summary = ImportSummary(u["external_id"], user_created=user is None,
+                            audio_files_copied=copied)
+    user_values = {"display_name": u["display_name"], "locale": u.get("locale"),
+                   "birth_year": u.get("birth_year"), "persona": u.get("persona") or {},
+                   "extra": {k: v for k, v in u.items()
+                             if k not in (*USER_FIELDS, "external_id")}}
+    if user is None:
+        user = User(external_id=u["external_id"], created_at=now, updated_at=now, **user_values)
+        session.add(user)
+        session.flush()
+    elif _assign(user, user_values):
+        user.updated_at = now
+
+    for list_name, model in SOURCE_MODELS.items():
+        counts = summary.lists.setdefault(list_name, ListCounts())
+        existing = {row.item_id: row for row in
+                    session.scalars(select(model).where(model.user_id == user.id))}
+        seen: set[str] = set()
+        for index, item in enumerate(doc.get(list_name) or []):
+            seen.add(item["id"])
+            values = _item_values(list_name, item, stored.get(index))
+            row = existing.get(item["id"])
+            if row is None:
+                created = _parse_time(item.get("created_at")) or now
+                session.add(model(user_id=user.id, item_id=item["id"], created_at=created,
+                                  updated_at=now, **values))
+                counts.inserted += 1
+            elif _assign(row, values):
+                row.updated_at = now
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+        if prune:
+            for item_id, row in existing.items():
+                if item_id not in seen:
+                    session.delete(row)
+                    counts.pruned += 1
+    if prune and any(c.pruned for c in summary.lists.values()):
+        user.updated_at = now  # so the change sensor sees a user whose material shrank
+    return summary
+
+
+def _item_values(list_name: str, item: dict, audio: tuple[_Audio, str] | None) -> dict:
+    mapping = FIELDS[list_name]
+    values: dict[str, Any] = {}
+    for key, column in mapping.items():
+        value = item.get(key)
+        if key in TIMESTAMP_FIELDS:
+            value = _parse_time(value)
+        elif key == "deliver_on" and value:
+            value = date.fromisoformat(value)
+        values[column] = value
+    known = {"id", "created_at", "file", *mapping}
+    values["extra"] = {k: v for k, v in item.items() if k not in known}
+    if created := _parse_time(item.get("created_at")):
+        values["created_at"] = created
+    if audio is not None:
+        info, rel = audio
+        values.update(file_path=rel, sha256=info.sha256, original_name=item["file"],
+                      audio_format=info.info.format, sample_rate=info.info.sample_rate,
+                      channels=info.info.channels, duration_s=round(info.info.duration_s, 3),
+                      size_bytes=info.size)
+    return values
+
+
+def _assign(row: Any, values: dict[str, Any]) -> bool:
+    """Set changed attributes on *row*; return whether anything changed."""
+    changed = False
+    for key, value in values.items():
+        current = getattr(row, key)
+        if isinstance(current, datetime) and isinstance(value, datetime):
+            same = _as_utc(current) == _as_utc(value)
+        else:
+            same = current == value
+        if not same:
+            setattr(row, key, value)
+            changed = True
+    return changed
+
+
+def _as_utc(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes even for timezone-aware columns.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,155 @@
+"""JSON Schema of the user export (version 1) and problem reporting against it.
+
+Messages are written for people and never echo field values: an export holds private text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from clone_pipeline.ingest.errors import Problem
+
+FORMAT = "clone-pipeline/user-export"
+VERSION = 1
+MAX_TEXT_CHARS = 100_000
+ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
+ID_RULE = "must be 1 to 128 characters of letters, digits, '.', '_' or '-'"
+
+# List name -> the item's required text field (the one that must exist and is size-limited).
+TEXT_FIELD = {
+    "responses": "answer",
+    "life_stories": "content",
+    "milestone_messages": "content",
+    "voice_recordings": "text",
+}
+
+_text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
+_opt_text = {"type": ["string", "null"], "maxLength": MAX_TEXT_CHARS}
+_id = {"type": "string", "pattern": ID_PATTERN}
+_timestamp = {"type": ["string", "null"], "x-timestamp": True}
+
+
+def _item(required: list[str], props: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": ["id", *required],
+            "properties": {"id": _id, **props}}
+
+
+EXPORT_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["format", "version", "user"],
+    "properties": {
+        "format": {"const": FORMAT},
+        "version": {"const": VERSION},
+        "user": {
+            "type": "object",
+            "required": ["external_id", "display_name"],
+            "properties": {
+                "external_id": _id,
+                "display_name": {"type": "string", "minLength": 1, "maxLength": 1000},
+                "locale": {"type": ["string", "null"], "maxLength": 35},
+                "birth_year": {"type": ["integer", "null"], "minimum": 1850, "maximum": 2100},
+                "persona": {"type": ["object", "null"]},
+            },
+        },
+        "responses": {"type": "array", "items": _item(
+            ["category", "question", "answer"],
+            {"category": {"type": "string", "minLength": 1, "maxLength": 128},
+             "question": _text, "answer": _text,
+             "emotional_tone": {"type": ["string", "null"], "maxLength": 64},
+             "created_at": _timestamp})},
+        "life_stories": {"type": "array", "items": _item(
+            ["content"],
+            {"title": _opt_text, "category": {"type": ["string", "null"], "maxLength": 128},
+             "era": {"type": ["string", "null"], "maxLength": 64}, "content": _text,
+             "created_at": _timestamp})},
+        "milestone_messages": {"type": "array", "items": _item(
+            ["content"],
+            {"recipient": _opt_text, "occasion": _opt_text, "content": _text,
+             "deliver_on": {"type": ["string", "null"], "x-date": True},
+             "created_at": _timestamp})},
+        "voice_recordings": {"type": "array", "items": _item(
+            ["text", "file"],
+            {"passage_id": {"type": ["string", "null"], "maxLength": 128}, "text": _text,
+             "file": {"type": "string", "minLength": 1, "maxLength": 4096},
+             "recorded_at": _timestamp})},
+    },
+}
+
+_VALIDATOR = Draft202012Validator(EXPORT_SCHEMA)
+
+
+def pointer(parts) -> str:
+    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts) \
+        if parts else "/"
+
+
+def _describe(error: ValidationError) -> tuple[str, str]:
+    """(pointer, message) for one schema error, without quoting the offending value."""
+    where = list(error.absolute_path)
+    kind = error.validator
+    if kind == "required":
+        missing = error.message.split("'")[1]
+        return pointer([*where, missing]), "required"
+    if kind == "maxLength":
+        if error.validator_value == MAX_TEXT_CHARS:
+            return pointer(where), (f"longer than {MAX_TEXT_CHARS:,} characters "
+                                    f"({len(error.instance):,})")
+        return pointer(where), f"longer than {error.validator_value} characters"
+    if kind == "minLength":
+        return pointer(where), "must not be empty"
+    if kind == "pattern":
+        return pointer(where), ID_RULE
+    if kind == "const":
+        return pointer(where), f"must be {error.validator_value!r}"
+    if kind == "type":
+        expected = error.validator_value
+        expected = " or ".join(expected) if isinstance(expected, list) else expected
+        return pointer(where), f"must be {expected}, not {type(error.instance).__name__}"
+    if kind in ("minimum", "maximum"):
+        return pointer(where), f"out of range ({kind} {error.validator_value})"
+    return pointer(where), f"invalid ({kind})"
+
+
+def schema_problems(doc: Any) -> list[Problem]:
+    """Every schema violation, duplicate id, and bad timestamp in *doc*, in document order."""
+    problems = [Problem(*_describe(e)) for e in
+                sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(map(str, e.path)))]
+    if not isinstance(doc, dict):
+        return problems
+    for list_name in TEXT_FIELD:
+        items = doc.get(list_name)
+        if not isinstance(items, list):
+            continue
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                continue
+            item_id = item.get("id")
+            if isinstance(item_id, str):
+                if item_id in seen:
+                    problems.append(Problem(pointer([list_name, index, "id"]),
+                                            f"duplicate id (first used at "
+                                            f"{pointer([list_name, seen[item_id]])})"))
+                else:
+                    seen[item_id] = index
+            for field in ("created_at", "recorded_at", "deliver_on"):
+                value = item.get(field)
+                if isinstance(value, str) and not _valid_time(value, field == "deliver_on"):
+                    problems.append(Problem(pointer([list_name, index, field]),
+                                            "not an ISO 8601 date" if field == "deliver_on"
+                                            else "not an ISO 8601 timestamp"))
+    return problems
+
+
+def _valid_time(value: str, date_only: bool) -> bool:
+    from datetime import date, datetime
+
+    try:
+        (date if date_only else datetime).fromisoformat(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,1 @@
+"""Training: base models and tokenizers (the trainer itself arrives with the training issue)."""

@@ -1,0 +1,1 @@
+"""Voice: audio decoding and inspection (analysis, alignment and synthesis build on this)."""
