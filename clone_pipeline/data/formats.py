@@ -92,7 +92,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                               "value": _str}}}}},
     "chat": {"type": "object", "required": ["text"],
              "properties": {"text": {"type": "string",
-                                     "pattern": r"^(<\|im_start\|>(system|user|assistant)\n"}}},
+                                     "pattern": r"^<\|im_start\|>(system|user|assistant)\n"}}},
     "llama": {"type": "object", "required": ["text"],
               "properties": {"text": {"type": "string", "pattern": r"^<\|begin_of_text\|>"}}},
     "instruction": {"type": "object", "required": ["instruction", "response"],

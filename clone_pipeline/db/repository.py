@@ -77,6 +77,20 @@ def formatted_for_dataset(session: Session, dataset_id: uuid.UUID
                                 .order_by(FormattedTrainingData.format)))
 
 
+def latest_formatted_summary(session: Session, external_id: str) -> dict[str, int] | None:
+    """Train/eval example counts and number of formats of the user's latest formatting run."""
+    user = get_user(session, external_id)
+    latest = session.scalar(select(FormattedTrainingData)
+                            .where(FormattedTrainingData.user_id == user.id)
+                            .order_by(FormattedTrainingData.created_at.desc()).limit(1))
+    if latest is None:
+        return None
+    rows = session.scalars(select(FormattedTrainingData).where(
+        FormattedTrainingData.dataset_id == latest.dataset_id,
+        FormattedTrainingData.dagster_run_id == latest.dagster_run_id)).all()
+    return {"train": latest.train_count, "eval": latest.eval_count, "formats": len(rows)}
+
+
 def users_overview(session: Session) -> list[dict[str, Any]]:
     """Every user with item counts and the readiness of their latest dataset."""
     out = []

@@ -16,20 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
-def normalise_url(url: str) -> str:
-    """Map a bare ``postgresql://`` URL to psycopg2, the driver installed with dagster-postgres.
-
-    SQLAlchemy 2.1 maps the bare scheme to psycopg 3, which is not a dependency.
-    """
-    parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg2")
-    return parsed.render_as_string(hide_password=False)
-
-
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
-    url = normalise_url(url)
     if url.startswith("sqlite"):
         db_path = make_url(url).database
         if db_path and db_path != ":memory:":
@@ -64,7 +52,7 @@ def session_scope(url: str) -> Iterator[Session]:
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return cfg
 
 

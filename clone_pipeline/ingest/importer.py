@@ -274,12 +274,13 @@ def _upsert(session: Session, doc: dict, stored: dict[int, tuple[_Audio, str]], 
         seen: set[str] = set()
         for index, item in enumerate(doc.get(list_name) or []):
             seen.add(item["id"])
-            values = _item_values(list_name, item, stored.get(index))
+            audio = stored.get(index) if list_name == "voice_recordings" else None
+            values = _item_values(list_name, item, audio)
             row = existing.get(item["id"])
             if row is None:
-                created = _parse_time(item.get("created_at")) or now
-                session.add(model(user_id=user.id, item_id=item["id"], created_at=created,
-                                  updated_at=now, **values))
+                values.setdefault("created_at", now)
+                session.add(model(user_id=user.id, item_id=item["id"], updated_at=now,
+                                  **values))
                 counts.inserted += 1
             elif _assign(row, values):
                 row.updated_at = now

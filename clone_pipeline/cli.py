@@ -1,0 +1,263 @@
+"""The clone-pipeline command: set up, import material, run the pipeline, inspect users."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clone_pipeline.settings import Settings, load_settings
+
+# Piped output (make demo, CI logs) gets a readable width instead of rich's 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err_console = Console(stderr=True)
+# In-process runs log every Dagster event to the console; the UI keeps the full log.
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def _settings() -> Settings:
+    settings = load_settings()
+    # Dagster reads DAGSTER_HOME itself: point it at our instance folder unless the user did.
+    os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
+    return settings
+
+
+def _ensure_ready(settings: Settings) -> None:
+    from clone_pipeline.instance import default_template, initialise
+
+    if not (settings.dagster_home / "dagster.yaml").exists():
+        initialise(settings, default_template())
+    else:
+        from clone_pipeline.db.session import migrate
+
+        settings.ensure_dirs()
+        migrate(settings.database_url)
+
+
+def _instance():
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clone_pipeline")
+def main() -> None:
+    """Turn a person's written answers, stories, messages and recordings into a personal
+    language model, orchestrated by Dagster.
+
+    Settings come from the environment: CLONE_HOME (data root), CLONE_DATABASE_URL (domain
+    database, default SQLite under the data root), DAGSTER_HOME (Dagster instance, default
+    CLONE_HOME/dagster) and DAGSTER_POSTGRES_URL (Dagster storage in PostgreSQL).
+    """
+
+
+@main.command()
+@click.option("--instance-config", type=click.Path(dir_okay=False, path_type=Path),
+              help="Dagster instance settings to install (default: the project's "
+                   "dagster.yaml).")
+def init(instance_config: Path | None) -> None:
+    """Create the data root, migrate the domain database, write $DAGSTER_HOME/dagster.yaml."""
+    from clone_pipeline.instance import default_template, initialise
+
+    settings = _settings()
+    written = initialise(settings, instance_config or default_template())
+    console.print(f"data root      {settings.home}")
+    console.print(f"domain db      {_safe_url(settings.database_url)}")
+    console.print(f"dagster home   {settings.dagster_home} ({written.name} written)")
+    storage = "postgres" if os.environ.get("DAGSTER_POSTGRES_URL") else "sqlite"
+    console.print(f"dagster store  {storage}")
+
+
+@main.command(name="import")
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(exists=False, path_type=Path))
+@click.option("--prune", is_flag=True,
+              help="Delete stored items that are no longer in the export.")
+def import_cmd(paths: tuple[Path, ...], prune: bool) -> None:
+    """Import user exports (export.json, a folder holding one, or a .zip).
+
+    Each export is one transaction: if anything is wrong, every problem is listed and nothing
+    is written. Re-importing the same export changes nothing.
+    """
+    from clone_pipeline.ingest import ExportError, import_export
+
+    settings = _settings()
+    _ensure_ready(settings)
+    failed = False
+    for path in paths:
+        try:
+            summary = import_export(path, settings, prune=prune)
+        except ExportError as exc:
+            err_console.print(f"[red]{exc}[/red]", markup=False, highlight=False)
+            failed = True
+            continue
+        _print_import(path, summary)
+    if failed:
+        sys.exit(2)
+
+
+def _print_import(path: Path, summary) -> None:
+    state = "new user" if summary.user_created else "updated"
+    table = Table(title=f"{summary.external_id} ({state}) from {path}")
+    for col in ("list", "inserted", "updated", "unchanged", "pruned"):
+        table.add_column(col, justify="right" if col != "list" else "left")
+    for name, c in summary.lists.items():
+        table.add_row(name, str(c.inserted), str(c.updated), str(c.unchanged), str(c.pruned))
+    console.print(table)
+    if summary.audio_files_copied:
+        console.print(f"{summary.audio_files_copied} audio file(s) copied into the data root")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def users(as_json: bool) -> None:
+    """List users with their material and the readiness of their latest dataset."""
+    from clone_pipeline.db.repository import users_overview
+    from clone_pipeline.db.session import session_scope
+
+    settings = _settings()
+    _ensure_ready(settings)
+    with session_scope(settings.database_url) as session:
+        rows = users_overview(session)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, default=str))
+        return
+    console.print(_readiness_table(rows))
+
+
+def _readiness_table(rows: list[dict], sizes: dict[str, dict | None] | None = None) -> Table:
+    table = Table(title="Users (items: responses/stories/messages/recordings)")
+    columns = ["user", "items r/s/m/v", "dataset", "ready", "why not"]
+    if sizes is not None:
+        columns += ["train/eval", "formats"]
+    for col in columns:
+        table.add_column(col)
+    for r in rows:
+        readiness = r["readiness"] or {}
+        ready = {None: "not collected", True: "[green]ready[/green]",
+                 False: "[red]not ready[/red]"}[r["ready"]]
+        items = "/".join(str(r[k]) for k in ("responses", "life_stories", "milestone_messages",
+                                             "voice_recordings"))
+        cells = [r["external_id"], items,
+                 f"v{r['dataset_version']}" if r["dataset_version"] else "-", ready,
+                 "; ".join(readiness.get("reasons", []))]
+        if sizes is not None:
+            size = sizes.get(r["external_id"])
+            cells += [f"{size['train']}/{size['eval']}", str(size["formats"])] if size \
+                else ["-", "-"]
+        table.add_row(*cells)
+    return table
+
+
+@main.command(name="remove-user")
+@click.argument("external_id")
+@click.option("--yes", is_flag=True, help="Do it without asking.")
+def remove_user(external_id: str, yes: bool) -> None:
+    """Delete a user: their rows in every domain table, their files and their partition."""
+    from clone_pipeline.db.repository import delete_user
+    from clone_pipeline.db.session import session_scope
+    from clone_pipeline.defs.partitions import users as users_partitions
+
+    settings = _settings()
+    _ensure_ready(settings)
+    if not yes:
+        click.confirm(f"Delete everything stored for {external_id}?", abort=True)
+    with session_scope(settings.database_url) as session:
+        delete_user(session, external_id)
+    for folder in (settings.user_dataset_dir(external_id), settings.audio_dir / external_id):
+        shutil.rmtree(folder, ignore_errors=True)
+    instance = _instance()
+    if instance.has_dynamic_partition(users_partitions.name, external_id):
+        instance.delete_dynamic_partition(users_partitions.name, external_id)
+    console.print(f"removed {external_id}")
+
+
+@main.command()
+@click.argument("external_ids", nargs=-1, required=True)
+@click.option("--job", default="data_only", show_default=True, help="Dagster job to run.")
+@click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path),
+              help="Run config (YAML or JSON) for the job, as in the Launchpad.")
+def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> None:
+    """Materialise users' assets through Dagster (recorded in the instance, shown in the UI)."""
+    import yaml
+
+    from clone_pipeline.defs.launch import run_job_for_user
+
+    settings = _settings()
+    _ensure_ready(settings)
+    run_config = yaml.safe_load(config_file.read_text()) if config_file else {}
+    instance = _instance()
+    ok = True
+    for external_id in external_ids:
+        with console.status(f"running {job} for {external_id}"):
+            outcome = run_job_for_user(instance, job, external_id,
+                                       {**QUIET_RUN, **run_config})
+        _print_outcome(external_id, outcome)
+        ok &= outcome.success
+    sys.exit(0 if ok else 1)
+
+
+def _print_outcome(external_id: str, outcome) -> None:
+    status = "[green]succeeded[/green]" if outcome.success else "[red]failed[/red]"
+    console.print(f"{external_id}: run {outcome.run_id} {status}; materialised "
+                  f"{', '.join(outcome.materialized) or 'nothing'}")
+    for check, why in outcome.failed_checks.items():
+        console.print(f"  check {check} failed: {why}")
+    if outcome.error and not outcome.failed_checks:
+        console.print(f"  error: {outcome.error}")
+
+
+@main.command()
+@click.option("--skip-import", is_flag=True, help="Use the personas already imported.")
+def demo(skip_import: bool) -> None:
+    """Import the bundled demo personas and run the data stages for each through Dagster,
+    then show readiness and dataset sizes."""
+    from clone_pipeline.db.repository import latest_formatted_summary, users_overview
+    from clone_pipeline.db.session import session_scope
+    from clone_pipeline.defs.launch import run_job_for_user
+    from clone_pipeline.demo import persona_dirs
+    from clone_pipeline.ingest import import_export
+
+    settings = _settings()
+    _ensure_ready(settings)
+    personas = persona_dirs()
+    instance = _instance()
+    outcomes = {}
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("demo", total=len(personas) * (1 if skip_import else 2))
+        for folder in personas:
+            if not skip_import:
+                progress.update(task, description=f"importing {folder.name}")
+                import_export(folder, settings)
+                progress.advance(task)
+            progress.update(task, description=f"data_only for {folder.name}")
+            outcomes[folder.name] = run_job_for_user(instance, "data_only", folder.name,
+                                                     QUIET_RUN)
+            progress.advance(task)
+    with session_scope(settings.database_url) as session:
+        rows = [r for r in users_overview(session) if r["external_id"] in outcomes]
+        sizes = {r["external_id"]: latest_formatted_summary(session, r["external_id"])
+                 for r in rows}
+    table = _readiness_table(rows, sizes)
+    console.print(table)
+    for name, outcome in outcomes.items():
+        _print_outcome(name, outcome)
+    console.print(f"\nOpen the Dagster UI to see the runs and the per-user partitions:\n"
+                  f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
+                  f"dagster dev -w workspace.yaml")
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

@@ -1,0 +1,17 @@
+"""The one Definitions object Dagster loads (workspace.yaml points here)."""
+
+import dagster as dg
+
+from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
+from clone_pipeline.defs.jobs import data_only
+from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.defs.schedules import nightly_data_refresh
+from clone_pipeline.defs.sensors import user_data_changed
+
+defs = dg.Definitions(
+    assets=[collected_training_data, formatted_datasets],
+    jobs=[data_only],
+    sensors=[user_data_changed],
+    schedules=[nightly_data_refresh],
+    resources={"store": CloneStore()},
+)

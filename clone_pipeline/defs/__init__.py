@@ -1,0 +1,1 @@
+"""Dagster layer: assets, checks, resources, sensors, schedules and jobs over the core."""

@@ -1,0 +1,115 @@
+"""Data assets: collected_training_data and formatted_datasets (partitioned per user)."""
+
+
+import dagster as dg
+
+from clone_pipeline.data.stages import collect_user_data, format_user_data
+from clone_pipeline.data.validate import validate_files
+from clone_pipeline.defs.config import CollectConfig, FormatConfig
+from clone_pipeline.defs.partitions import users
+from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.training.base_models import load_tokenizer
+
+
+def _table(headers: list[str], rows: list[list]) -> dg.MetadataValue:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return dg.MetadataValue.md("\n".join(lines))
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name="data",
+    kinds={"python", "sql"},
+    check_specs=[dg.AssetCheckSpec(
+        "readiness", asset="collected_training_data", blocking=True,
+        description="Enough material to train on (seed: 50+ responses of 20+ words in 5+ "
+                    "categories). Nothing downstream runs for a user who is not ready.")],
+    description="The user's responses, life stories and milestone messages, normalised, "
+                "PII-redacted and deduplicated, with quality metrics and readiness.",
+)
+def collected_training_data(context: dg.AssetExecutionContext, config: CollectConfig,
+                            store: CloneStore) -> dg.MaterializeResult:
+    settings = store.settings()
+    user = context.partition_key
+    result = collect_user_data(settings, user, config.options(), context.run.run_id,
+                               progress=context.log.info)
+    c = result.collection
+    m, r = c.metrics, c.readiness
+    context.log.info(f"{user}: {m.total_examples} examples, {m.total_words} words, "
+                     f"ready={r.ready}")
+    reasons = "; ".join(r.reasons) if r.reasons else "all thresholds met"
+    return dg.MaterializeResult(
+        metadata={
+            "dataset_id": str(result.dataset_id),
+            "dataset_version": result.version,
+            "path": dg.MetadataValue.path(str(result.path)),
+            "sha256": result.sha256,
+            "total_examples": m.total_examples,
+            "total_words": m.total_words,
+            "overall_score": m.overall_score,
+            "category_coverage": m.category_coverage,
+            "emotional_diversity": m.emotional_diversity,
+            "readiness_score": r.score,
+            "ready": r.ready,
+            "sources": _table(["source", "examples"], [[k, v] for k, v in m.sources.items()]),
+            "skipped": _table(["reason", "count"], [[k, v] for k, v in c.skipped.items()]),
+            "redactions": _table(["type", "count"], [[k, v] for k, v in c.redactions.items()]),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name="readiness", passed=r.ready, severity=dg.AssetCheckSeverity.ERROR,
+            description=reasons,
+            metadata={"readiness_score": r.score, "reasons": reasons,
+                      "qualifying_responses": m.qualifying_responses,
+                      "category_coverage": m.category_coverage})],
+    )
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name="data",
+    kinds={"python"},
+    deps=[collected_training_data],
+    check_specs=[dg.AssetCheckSpec(
+        "schema", asset="formatted_datasets", blocking=True,
+        description="Every record of every file matches its format's schema, and every "
+                    "conversation round-trips through the tokenizer's chat template within "
+                    "max_length.")],
+    description="The collected dataset in every training format (conversational, "
+                "instruction, chat, alpaca, llama, openai, sharegpt), split by question.",
+)
+def formatted_datasets(context: dg.AssetExecutionContext, config: FormatConfig,
+                       store: CloneStore) -> dg.MaterializeResult:
+    settings = store.settings()
+    result = format_user_data(settings, context.partition_key, config.options(),
+                              tokenizer_name=config.tokenizer,
+                              template_style=config.template_style,
+                              run_id=context.run.run_id)
+    report = validate_files(
+        {row["format"]: [row["train_path"], row["eval_path"]] for row in result.rows},
+        load_tokenizer(config.tokenizer, settings.models_dir), config.max_length)
+    context.log.info(f"{context.partition_key}: {len(result.rows)} formats, "
+                     f"{result.train_examples} train / {result.eval_examples} eval examples")
+    rows = [[r["format"], r["train_count"], r["eval_count"],
+             r["token_stats"].get("median_tokens", 0), r["token_stats"].get("max_tokens", 0)]
+            for r in result.rows]
+    return dg.MaterializeResult(
+        metadata={
+            "folder": dg.MetadataValue.path(str(result.folder)),
+            "dataset_version": result.dataset_version,
+            "tokenizer": result.tokenizer,
+            "template_style": result.template_style,
+            "train_examples": result.train_examples,
+            "eval_examples": result.eval_examples,
+            "eval_questions": result.eval_questions,
+            "truncated": result.truncated,
+            "dropped_too_long": result.dropped,
+            "formats": _table(["format", "train", "eval", "median tokens", "max tokens"], rows),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name="schema", passed=report.passed, severity=dg.AssetCheckSeverity.ERROR,
+            description="all records valid" if report.passed else report.problems[0],
+            metadata={"records_checked": report.records_checked,
+                      "chat_template_round_trips": report.round_trips,
+                      "problems": "\n".join(report.problems) or "none"})],
+    )

@@ -1,0 +1,52 @@
+"""Launch a job for one user through Dagster and summarise the outcome."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from clone_pipeline.defs.partitions import users
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    success: bool
+    materialized: list[str] = field(default_factory=list)
+    failed_checks: dict[str, str] = field(default_factory=dict)  # check -> description
+    error: str | None = None
+
+
+def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: str,
+                     run_config: dict[str, Any] | None = None,
+                     tags: dict[str, str] | None = None) -> RunOutcome:
+    """Register *external_id* as a partition and execute *job_name* for it in this process.
+
+    The run, its events and lineage are recorded in *instance* (visible in the UI).
+    """
+    from clone_pipeline.definitions import defs
+
+    instance.add_dynamic_partitions(users.name, [external_id])
+    job = defs.resolve_job_def(job_name)
+    result = job.execute_in_process(partition_key=external_id, instance=instance,
+                                    run_config=run_config or {}, tags=tags,
+                                    raise_on_error=False)
+    failed = {e.check_name: (e.description or "failed")
+              for e in result.get_asset_check_evaluations() if not e.passed}
+    error = None
+    if not result.success:
+        failures = [e for e in result.all_events if e.is_step_failure]
+        error = _root_cause(failures[0].step_failure_data.error) if failures else "run failed"
+    return RunOutcome(
+        run_id=result.run_id, success=result.success,
+        materialized=sorted({e.asset_key.to_user_string()
+                             for e in result.get_asset_materialization_events()
+                             if e.asset_key}),
+        failed_checks=failed, error=error)
+
+
+def _root_cause(error) -> str:
+    """The innermost error message (Dagster wraps user errors in its own)."""
+    while error is not None and error.cause is not None:
+        error = error.cause
+    return error.message.strip().splitlines()[-1] if error else "run failed"

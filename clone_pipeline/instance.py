@@ -1,0 +1,48 @@
+"""Set up the data root, the domain schema and the Dagster instance folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from clone_pipeline.db.session import migrate
+from clone_pipeline.settings import Settings
+
+POSTGRES_STORAGE = """
+storage:
+  postgres:
+    postgres_url:
+      env: DAGSTER_POSTGRES_URL
+"""
+
+
+def write_dagster_yaml(settings: Settings, template: Path | None,
+                       env: dict[str, str] | None = None) -> Path:
+    """$DAGSTER_HOME/dagster.yaml from *template* (the repo's dagster.yaml), plus Postgres
+    storage when DAGSTER_POSTGRES_URL is set. Returns the written path."""
+    env = dict(os.environ) if env is None else env
+    text = template.read_text(encoding="utf-8") if template and template.is_file() else ""
+    if env.get("DAGSTER_POSTGRES_URL") and "\nstorage:" not in f"\n{text}":
+        text = text.rstrip("\n") + "\n" + POSTGRES_STORAGE
+    target = settings.dagster_home / "dagster.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".yaml.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, target)
+    return target
+
+
+def initialise(settings: Settings, template: Path | None = None) -> Path:
+    """Create folders, migrate the domain database, write the Dagster instance config."""
+    settings.ensure_dirs()
+    migrate(settings.database_url)
+    return write_dagster_yaml(settings, template)
+
+
+def default_template() -> Path | None:
+    """The project's dagster.yaml: beside the package in a checkout, or in the working dir."""
+    for candidate in (Path(__file__).resolve().parent.parent / "dagster.yaml",
+                      Path.cwd() / "dagster.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
