@@ -19,7 +19,7 @@ from clone_pipeline.settings import Settings, load_settings
 console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
 # In-process runs log every Dagster event to the console; the UI keeps the full log.
-QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def _settings() -> Settings:

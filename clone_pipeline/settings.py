@@ -19,6 +19,7 @@ class Settings:
     home: Path
     database_url: str
     dagster_home: Path
+    models_dir: Path
     hardware_profile: str = "auto"
 
     @property
@@ -28,10 +29,6 @@ class Settings:
     @property
     def audio_dir(self) -> Path:
         return self.home / "audio"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.home / "models"
 
     def user_dataset_dir(self, external_id: str) -> Path:
         return self.datasets_dir / external_id
@@ -48,6 +45,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     CLONE_HOME           data root (default ~/.clone_pipeline)
     CLONE_DATABASE_URL   domain database (default: SQLite file under the data root)
     DAGSTER_HOME         Dagster instance folder (default: CLONE_HOME/dagster)
+    CLONE_MODELS_DIR     base models and tokenizers (default CLONE_HOME/models; may be
+                         shared between data roots)
     CLONE_HARDWARE       hardware profile: auto, cpu, rtx5090, a100, h100
     """
     env = os.environ if env is None else env
@@ -58,5 +57,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         home=home,
         database_url=database_url,
         dagster_home=dagster_home,
+        models_dir=Path(env.get("CLONE_MODELS_DIR") or home / "models").expanduser().resolve(),
         hardware_profile=env.get("CLONE_HARDWARE", "auto"),
     )

@@ -1,0 +1,113 @@
+"""Shared fixtures: a temporary data root, SQLite and a real PostgreSQL database per session."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.settings import Settings, load_settings
+
+PG_ADMIN_URL = os.environ.get("CLONE_TEST_PG_ADMIN_URL",
+                              "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory) -> Path:
+    """One tokenizer build for the whole session (it is keyed by recipe hash anyway)."""
+    return tmp_path_factory.mktemp("models")
+
+
+def _settings(home: Path, models_dir: Path, database_url: str | None = None) -> Settings:
+    env = {"CLONE_HOME": str(home), "CLONE_MODELS_DIR": str(models_dir)}
+    if database_url:
+        env["CLONE_DATABASE_URL"] = database_url
+    return load_settings(env)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """Admin URL of the PostgreSQL server. In CI a missing server is a failure."""
+    try:
+        with create_engine(PG_ADMIN_URL).connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # noqa: BLE001 - any connection problem means "no server"
+        if os.environ.get("CI"):
+            raise RuntimeError(f"PostgreSQL is required in CI: {exc}") from exc
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def pg_database(pg_server):
+    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"clone_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = pg_server.rsplit("/", 1)[0] + f"/{name}"
+    yield url
+    from clone_pipeline.db.session import get_engine
+
+    get_engine(url).dispose()
+    get_engine.cache_clear()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def settings(request, tmp_path, models_dir) -> Settings:
+    """Settings on a temporary data root, once with SQLite and once with PostgreSQL."""
+    url = request.getfixturevalue("pg_database") if request.param == "postgres" else None
+    s = _settings(tmp_path / "home", models_dir, url)
+    s.ensure_dirs()
+    from clone_pipeline.db.session import migrate
+
+    migrate(s.database_url)
+    return s
+
+
+@pytest.fixture
+def sqlite_settings(tmp_path, models_dir) -> Settings:
+    s = _settings(tmp_path / "home", models_dir)
+    s.ensure_dirs()
+    from clone_pipeline.db.session import migrate
+
+    migrate(s.database_url)
+    return s
+
+
+def load_persona(name: str) -> dict:
+    return json.loads((PERSONAS_DIR / name / "export.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def write_export(tmp_path):
+    """Write an export document (and copy the persona's audio) into a fresh folder."""
+    counter = iter(range(10_000))
+
+    def write(doc: dict, audio_from: str | None = None, raw: bytes | None = None) -> Path:
+        folder = tmp_path / f"export-{next(counter)}"
+        folder.mkdir()
+        if audio_from:
+            shutil.copytree(PERSONAS_DIR / audio_from / "audio", folder / "audio")
+        path = folder / "export.json"
+        path.write_bytes(raw if raw is not None
+                         else json.dumps(doc, ensure_ascii=False).encode("utf-8"))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def persona():
+    """A deep copy of a demo persona's export, safe to modify."""
+    return lambda name="margaret-ellis": copy.deepcopy(load_persona(name))

@@ -1,0 +1,209 @@
+"""Importing user exports: the contract in ../shared/docs/user-export.md."""
+
+import shutil
+import zipfile
+
+import pytest
+from sqlalchemy import func, select
+
+from clone_pipeline.db.models import LifeStory, Response, User, VoiceRecording
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.ingest import ExportError, import_export
+
+
+def _count(settings, model) -> int:
+    with session_scope(settings.database_url) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def _snapshot(settings) -> dict:
+    """Everything stored that an import could change."""
+    with session_scope(settings.database_url) as s:
+        return {
+            "users": sorted((u.external_id, u.display_name, u.updated_at.isoformat())
+                            for u in s.scalars(select(User))),
+            "responses": sorted((r.item_id, r.answer, r.updated_at.isoformat())
+                                for r in s.scalars(select(Response))),
+            "stories": sorted((r.item_id, r.content) for r in s.scalars(select(LifeStory))),
+            "recordings": sorted((r.item_id, r.sha256) for r in s.scalars(select(VoiceRecording))),
+        }
+
+
+def test_import_persona_with_audio(settings, persona, write_export):
+    path = write_export(persona(), audio_from="margaret-ellis")
+    summary = import_export(path, settings)
+    assert summary.user_created
+    assert summary.lists["responses"].inserted == 70
+    assert summary.lists["voice_recordings"].inserted == 4
+    assert summary.audio_files_copied == 4
+    with session_scope(settings.database_url) as s:
+        rec = s.scalars(select(VoiceRecording).order_by(VoiceRecording.item_id)).first()
+        stored = settings.home / rec.file_path
+        assert stored.is_file() and stored.name.startswith(rec.sha256)
+        assert rec.audio_format == "flac" and rec.sample_rate == 16000
+        assert 5 < rec.duration_s < 60
+
+
+def test_reimport_is_idempotent_and_updates_changed_text(settings, persona, write_export):
+    doc = persona()
+    import_export(write_export(doc, audio_from="margaret-ellis"), settings)
+    before = _snapshot(settings)
+    again = import_export(write_export(doc, audio_from="margaret-ellis"), settings)
+    assert not again.changed and again.lists["responses"].unchanged == 70
+    assert _snapshot(settings) == before
+
+    doc["responses"][0]["answer"] += " And the radio was always on."
+    del doc["responses"][1]
+    changed = import_export(write_export(doc, audio_from="margaret-ellis"), settings)
+    assert changed.lists["responses"].updated == 1
+    assert _count(settings, Response) == 70  # nothing deleted without --prune
+    pruned = import_export(write_export(doc, audio_from="margaret-ellis"), settings,
+                           prune=True)
+    assert pruned.lists["responses"].pruned == 1
+    assert _count(settings, Response) == 69
+
+
+def test_folder_and_zip_exports(sqlite_settings, persona, write_export, tmp_path):
+    path = write_export(persona("walter-okafor"), audio_from="walter-okafor")
+    assert import_export(path.parent, sqlite_settings).user_created
+    archive = tmp_path / "walter.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for file in path.parent.rglob("*"):
+            zf.write(file, f"walter/{file.relative_to(path.parent)}")
+    summary = import_export(archive, sqlite_settings)
+    assert not summary.changed
+
+
+def test_text_is_stored_as_given_after_nfc(sqlite_settings, persona, write_export):
+    doc = persona()
+    doc["voice_recordings"] = []
+    decomposed = "Cafe\u0301 <b>bold</b> '; DROP TABLE users; --"
+    doc["responses"][0]["answer"] = decomposed
+    import_export(write_export(doc), sqlite_settings)
+    with session_scope(sqlite_settings.database_url) as s:
+        answer = s.scalar(select(Response.answer).where(Response.item_id == "r-001"))
+    assert answer == "Caf\u00e9 <b>bold</b> '; DROP TABLE users; --"
+    assert _count(sqlite_settings, User) == 1
+
+
+# ----------------------------------------------------------------- bad input
+
+
+def _rejected(settings, path) -> ExportError:
+    with pytest.raises(ExportError) as info:
+        import_export(path, settings)
+    return info.value
+
+
+def test_every_schema_problem_is_reported_at_once(settings, persona, write_export):
+    doc = persona()
+    doc["voice_recordings"] = []
+    del doc["responses"][3]["answer"]
+    doc["responses"][5]["category"] = 7
+    doc["responses"][8]["id"] = doc["responses"][7]["id"]
+    doc["life_stories"][0]["content"] = "x" * 100_001
+    doc["user"]["external_id"] = "has spaces!"
+    err = _rejected(settings, write_export(doc))
+    places = {p.where for p in err.problems}
+    assert {"/responses/3/answer", "/responses/5/category", "/responses/8/id",
+            "/life_stories/0/content", "/user/external_id"} <= places
+    long = next(p for p in err.problems if p.where == "/life_stories/0/content")
+    assert "100,000" in long.message and "100,001" in long.message
+    assert _count(settings, User) == 0
+
+
+def test_invalid_json_gives_line_and_column(sqlite_settings, write_export):
+    err = _rejected(sqlite_settings, write_export({}, raw=b'{\n  "format": "x",\n  oops\n}'))
+    assert err.problems[0].where == "line 3, column 3"
+
+
+def test_non_utf8_file(sqlite_settings, write_export):
+    raw = '{"format": "clone-pipeline/user-export", "note": "caf'.encode() + b"\xe9\"}"
+    err = _rejected(sqlite_settings, write_export({}, raw=raw))
+    assert "UTF-8" in err.problems[0].message and err.problems[0].where.startswith("line 1")
+
+
+def test_wrong_version(sqlite_settings, persona, write_export):
+    doc = persona()
+    doc["version"] = 2
+    err = _rejected(sqlite_settings, write_export(doc))
+    assert any(p.where == "/version" for p in err.problems)
+
+
+def test_missing_and_escaping_audio(sqlite_settings, persona, write_export):
+    doc = persona()
+    doc["voice_recordings"][1]["file"] = "audio/nope.wav"
+    doc["voice_recordings"][2]["file"] = "../../etc/passwd.wav"
+    err = _rejected(sqlite_settings, write_export(doc, audio_from="margaret-ellis"))
+    messages = {p.where.split(" ")[0]: p.message for p in err.problems}
+    assert messages["/voice_recordings/1/file"] == "audio file not found"
+    assert "inside" in messages["/voice_recordings/2/file"]
+    assert "audio/nope.wav" in str(err)
+
+
+def test_corrupt_audio(sqlite_settings, persona, write_export):
+    path = write_export(persona(), audio_from="margaret-ellis")
+    (path.parent / "audio" / "v-001.flac").write_bytes(b"not audio at all" * 100)
+    err = _rejected(sqlite_settings, path)
+    assert "unreadable audio" in err.problems[0].message
+
+
+def test_failed_reimport_changes_nothing(settings, persona, write_export):
+    doc = persona()
+    import_export(write_export(doc, audio_from="margaret-ellis"), settings)
+    before = _snapshot(settings)
+    doc["responses"][0]["answer"] = "A changed answer that must not be stored."
+    doc["responses"].append({"id": "r-999", "category": "x", "question": "q?"})  # no answer
+    _rejected(settings, write_export(doc, audio_from="margaret-ellis"))
+    assert _snapshot(settings) == before
+
+
+def test_failure_during_write_rolls_back_and_removes_copied_audio(sqlite_settings, persona,
+                                                                  write_export, monkeypatch):
+    from clone_pipeline.ingest import importer
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(importer, "_upsert", explode)
+    with pytest.raises(RuntimeError):
+        import_export(write_export(persona(), audio_from="margaret-ellis"), sqlite_settings)
+    assert _count(sqlite_settings, User) == 0
+    assert not any((sqlite_settings.home / "audio").rglob("*.flac"))
+
+
+def test_errors_do_not_quote_personal_text(sqlite_settings, persona, write_export):
+    doc = persona()
+    secret = "my PIN is 4921 and I never told anyone " * 2600  # > 100,000 characters
+    doc["responses"][0]["answer"] = secret
+    doc["responses"][1]["emotional_tone"] = "x" * 80 + " my secret tone"
+    err = _rejected(sqlite_settings, write_export(doc, audio_from="margaret-ellis"))
+    assert "PIN" not in str(err) and "secret" not in str(err)
+
+
+def test_user_with_no_material_imports_cleanly(sqlite_settings, write_export):
+    doc = {"format": "clone-pipeline/user-export", "version": 1,
+           "user": {"external_id": "empty-person", "display_name": "Empty Person"}}
+    summary = import_export(write_export(doc), sqlite_settings)
+    assert summary.user_created and not any(
+        c.inserted for c in summary.lists.values())
+
+
+def test_audio_over_30_minutes_is_refused(sqlite_settings, write_export, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    doc = {"format": "clone-pipeline/user-export", "version": 1,
+           "user": {"external_id": "long-talker", "display_name": "Long Talker"},
+           "voice_recordings": [{"id": "v-1", "text": "hello", "file": "long.flac"}]}
+    path = write_export(doc)
+    # 31 minutes of silence at 1 kHz (small on disk, long in time)
+    sf.write(path.parent / "long.flac", np.zeros(31 * 60 * 1000, dtype=np.int16), 1000)
+    err = _rejected(sqlite_settings, path)
+    assert "30 min" in err.problems[0].message
+
+
+def test_missing_path(sqlite_settings, tmp_path):
+    err = _rejected(sqlite_settings, tmp_path / "nowhere")
+    assert "no such file" in err.problems[0].message
+    shutil.rmtree(tmp_path / "nowhere", ignore_errors=True)
