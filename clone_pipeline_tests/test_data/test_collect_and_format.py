@@ -1,0 +1,166 @@
+"""Collection, readiness, formats, the held-out split and format validation."""
+
+import json
+
+import pytest
+
+from clone_pipeline.data.collect import CollectOptions, SourceMaterial, collect
+from clone_pipeline.data.format_dataset import FormatOptions, format_examples
+from clone_pipeline.data.formats import FORMATS, record_messages
+from clone_pipeline.data.prompts import system_prompt
+from clone_pipeline.data.store import write_jsonl
+from clone_pipeline.data.validate import validate_files
+from clone_pipeline.training.base_models import load_tokenizer
+
+
+def material_from(doc: dict) -> SourceMaterial:
+    def items(key):
+        return [{**item, "item_id": item["id"]} for item in doc.get(key, [])]
+
+    return SourceMaterial(external_id=doc["user"]["external_id"],
+                          display_name=doc["user"]["display_name"],
+                          persona=doc["user"].get("persona", {}),
+                          birth_year=doc["user"].get("birth_year"),
+                          responses=items("responses"), life_stories=items("life_stories"),
+                          milestone_messages=items("milestone_messages"))
+
+
+@pytest.fixture(scope="module")
+def tokenizer(models_dir):
+    return load_tokenizer("local-tiny", models_dir)
+
+
+def test_ready_persona(persona):
+    c = collect(material_from(persona("margaret-ellis")))
+    assert c.readiness.ready and c.readiness.score == 100 and not c.readiness.reasons
+    m = c.metrics
+    assert m.sources == {"responses": 70, "life_stories": 10, "milestone_messages": 10}
+    assert m.category_coverage == 10 and m.emotional_diversity >= 5
+    assert 0 < m.overall_score <= 100
+    assert m.total_words == sum(e.word_count for e in c.examples)
+    # the persona's planted email, phone and address are gone from the training text
+    assert {"EMAIL", "PHONE", "ADDRESS"} <= set(c.redactions)
+    assert not any("@example.com" in e.answer for e in c.examples)
+
+
+def test_not_ready_persona_says_why(persona):
+    c = collect(material_from(persona("rosa-delgado")))
+    assert not c.readiness.ready
+    assert c.readiness.reasons == ["3 question categories covered; at least 5 needed"]
+    assert 0 < c.readiness.score < 100
+
+
+def test_options_change_what_is_collected(persona):
+    doc = persona("margaret-ellis")
+    c = collect(material_from(doc), CollectOptions(include_life_stories=False,
+                                                   include_milestones=False))
+    assert c.metrics.sources == {"responses": 70}
+    strict = collect(material_from(doc), CollectOptions(min_word_count=80))
+    assert strict.skipped["below_min_word_count"] > 0
+    assert not strict.readiness.ready
+
+
+def test_bad_answers_are_skipped_with_counts(persona):
+    doc = persona("walter-okafor")
+    doc["responses"][0]["answer"] = ""
+    doc["responses"][1]["answer"] = "   \n\t  "
+    doc["responses"][2]["answer"] = "😀🎉🙏 👍"
+    doc["responses"][3]["answer"] = doc["responses"][4]["answer"]
+    doc["responses"][5]["answer"] = ("<script>steal()</script><p>We fixed the engine by "
+                                     "hand, every bolt of it, and she ran for ten more years "
+                                     "after that without a single complaint.</p>")
+    doc["responses"][6]["answer"] = ("Robert'); DROP TABLE responses;-- was what the kids "
+                                     "typed into my computer once, and I laughed for a week "
+                                     "because it did nothing at all to the old machine.")
+    c = collect(material_from(doc))
+    assert c.skipped["empty_or_no_words"] == 3
+    assert c.skipped["exact_duplicate"] == 1
+    by_id = {e.id: e for e in c.examples}
+    assert "<" not in by_id["responses:r-006"].answer
+    assert "steal" not in by_id["responses:r-006"].answer
+    assert "DROP TABLE" in by_id["responses:r-007"].answer  # text, kept as the person wrote
+
+
+def test_user_with_no_data():
+    c = collect(SourceMaterial(external_id="nobody", display_name="No Body"))
+    assert c.examples == [] and not c.readiness.ready
+    assert c.readiness.reasons[0] == "no material imported for this user"
+
+
+def test_every_format_renders_and_validates(persona, tokenizer, tmp_path):
+    doc = persona("margaret-ellis")
+    c = collect(material_from(doc))
+    system = system_prompt("Margaret Ellis", doc["user"]["persona"], 1948,
+                           "legacy_preservation")
+    out = format_examples(c.examples, system, tokenizer, FormatOptions(max_length=512))
+    assert set(out.formats) == set(FORMATS)
+    files = {}
+    for fmt, split in out.formats.items():
+        assert len(split.train) + len(split.eval) == len(c.examples) - out.dropped
+        train, evaluation = tmp_path / f"{fmt}.train.jsonl", tmp_path / f"{fmt}.eval.jsonl"
+        write_jsonl(train, split.train)
+        write_jsonl(evaluation, split.eval)
+        files[fmt] = [train, evaluation]
+        assert split.token_stats["max_tokens"] <= 512
+    report = validate_files(files, tokenizer, 512)
+    assert report.passed, report.problems
+    assert report.round_trips == 5 * len(c.examples)  # five message formats
+    first = out.formats["conversational"].train[0]
+    assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant"]
+    assert out.formats["alpaca"].train[0].keys() == {"instruction", "input", "output"}
+    assert out.formats["llama"].train[0]["text"].startswith("<|begin_of_text|>")
+    assert record_messages("chat", out.formats["chat"].train[0]) == first["messages"]
+    assert out.formats["sharegpt"].train[0]["conversations"][1]["from"] == "human"
+
+
+def test_split_holds_out_whole_questions(persona, tokenizer):
+    doc = persona("margaret-ellis")
+    for i in range(5):  # the same question answered twice must stay on one side
+        doc["responses"].append({**doc["responses"][i], "id": f"again-{i}",
+                                 "answer": doc["life_stories"][i]["content"][:400]})
+    c = collect(material_from(doc))
+    out = format_examples(c.examples, None, tokenizer, FormatOptions(eval_fraction=0.2))
+    train_q = {e.group for e in out.train_examples}
+    eval_q = {e.group for e in out.eval_examples}
+    assert eval_q and not train_q & eval_q
+    assert all(e.source == "responses" for e in out.eval_examples)
+
+
+def test_max_length_truncates_at_sentences_and_drops_what_cannot_fit(persona, tokenizer):
+    c = collect(material_from(persona("walter-okafor")))
+    out = format_examples(c.examples, "short system", tokenizer,
+                          FormatOptions(max_length=96, formats=("chat", "openai")))
+    assert out.truncated > 0
+    assert out.formats["chat"].token_stats["max_tokens"] <= 96
+    for record in out.formats["openai"].train:
+        ids = tokenizer.apply_chat_template(record["messages"], tokenize=True,
+                                            return_dict=True)["input_ids"]
+        assert len(ids) <= 96
+    tiny = format_examples(c.examples, "short system", tokenizer,
+                           FormatOptions(max_length=40, formats=("chat",)))
+    assert tiny.dropped > 0
+
+
+def test_validation_catches_broken_records(tokenizer, tmp_path):
+    path = tmp_path / "openai.train.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n"
+                    + json.dumps({"messages": [{"role": "narrator", "content": "x"},
+                                               {"role": "assistant", "content": ""}]}) + "\n")
+    report = validate_files({"openai": [path]}, tokenizer, 64)
+    assert not report.passed and len(report.problems) >= 2
+    assert report.problems[0].startswith("openai.train.jsonl:1")
+
+
+def test_unknown_format_and_style_are_clear_errors(tokenizer):
+    with pytest.raises(ValueError, match="unknown format"):
+        format_examples([], None, tokenizer, FormatOptions(formats=("xml",)))
+    with pytest.raises(ValueError, match="template_style"):
+        system_prompt("A B", {}, None, "pirate")
+
+
+def test_casual_and_legacy_prompts_use_the_persona():
+    persona = {"tone": "wry", "address_terms": ["Dad", "Pops"]}
+    legacy = system_prompt("Walter Okafor", persona, 1952, "legacy_preservation")
+    casual = system_prompt("Walter Okafor", persona, 1952, "casual")
+    assert "Walter Okafor, born in 1952" in legacy and "Dad or Pops" in legacy
+    assert casual.startswith("You are Walter.") and "wry" in casual
