@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from clone_pipeline.db.session import migrate
+from clone_pipeline.db.session import migrate, psycopg2_url
 from clone_pipeline.settings import Settings
 
 POSTGRES_STORAGE = """
@@ -21,8 +21,13 @@ def write_dagster_yaml(settings: Settings, template: Path | None,
     """$DAGSTER_HOME/dagster.yaml from *template* (the repo's dagster.yaml), plus Postgres
     storage when DAGSTER_POSTGRES_URL is set. Returns the written path."""
     env = dict(os.environ) if env is None else env
+    pg_url = env.get("DAGSTER_POSTGRES_URL")
+    if pg_url and psycopg2_url(pg_url) != pg_url:
+        raise ValueError("DAGSTER_POSTGRES_URL must name the psycopg2 driver, e.g. "
+                         "postgresql+psycopg2://user@host:5432/dagster (dagster-postgres "
+                         "needs psycopg2; a bare postgresql:// URL selects psycopg 3)")
     text = template.read_text(encoding="utf-8") if template and template.is_file() else ""
-    if env.get("DAGSTER_POSTGRES_URL") and "\nstorage:" not in f"\n{text}":
+    if pg_url and "\nstorage:" not in f"\n{text}":
         text = text.rstrip("\n") + "\n" + POSTGRES_STORAGE
     target = settings.dagster_home / "dagster.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,7 @@ from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.settings import Settings, load_settings
 
 PG_ADMIN_URL = os.environ.get("CLONE_TEST_PG_ADMIN_URL",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
+                              "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")
@@ -46,21 +46,34 @@ def pg_server() -> str:
 
 
 @pytest.fixture
-def pg_database(pg_server):
-    """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
-    name = f"clone_test_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = pg_server.rsplit("/", 1)[0] + f"/{name}"
-    yield url
+def new_pg_database(pg_server):
+    """Factory of fresh, empty PostgreSQL databases; all dropped after the test."""
     from clone_pipeline.db.session import get_engine
 
-    get_engine(url).dispose()
+    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
+    created: list[tuple[str, str]] = []
+
+    def create() -> str:
+        name = f"clone_test_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = pg_server.rsplit("/", 1)[0] + f"/{name}"
+        created.append((name, url))
+        return url
+
+    yield create
+    for name, url in created:
+        get_engine(url).dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     get_engine.cache_clear()
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def pg_database(new_pg_database) -> str:
+    """A fresh, empty PostgreSQL database for one test."""
+    return new_pg_database()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

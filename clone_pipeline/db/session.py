@@ -16,8 +16,21 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+def psycopg2_url(url: str) -> str:
+    """Pin a PostgreSQL URL to psycopg2, the driver installed with dagster-postgres.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` URL to psycopg 3, which is not installed
+    (and whose server-side binding breaks dagster-postgres' NOTIFY).
+    """
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
 @lru_cache(maxsize=8)
 def get_engine(url: str) -> Engine:
+    url = psycopg2_url(url)
     if url.startswith("sqlite"):
         db_path = make_url(url).database
         if db_path and db_path != ":memory:":
@@ -52,7 +65,7 @@ def session_scope(url: str) -> Iterator[Session]:
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.set_main_option("sqlalchemy.url", psycopg2_url(url).replace("%", "%%"))
     return cfg
 
 

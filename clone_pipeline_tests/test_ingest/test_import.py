@@ -118,7 +118,7 @@ def test_invalid_json_gives_line_and_column(sqlite_settings, write_export):
 
 
 def test_non_utf8_file(sqlite_settings, write_export):
-    raw = '{"format": "clone-pipeline/user-export", "note": "caf'.encode() + b"\xe9\"}"
+    raw = b'{"format": "clone-pipeline/user-export", "note": "caf' + b"\xe9\"}"
     err = _rejected(sqlite_settings, write_export({}, raw=raw))
     assert "UTF-8" in err.problems[0].message and err.problems[0].where.startswith("line 1")
 

@@ -1,0 +1,30 @@
+"""Fixtures for the Dagster layer: a temporary instance and env-configured resources."""
+
+import dagster as dg
+import pytest
+
+from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.ingest import import_export
+
+
+@pytest.fixture
+def env_settings(settings, monkeypatch):
+    """Point the definitions' env-driven CloneStore at the test's data root and database."""
+    monkeypatch.setenv("CLONE_HOME", str(settings.home))
+    monkeypatch.setenv("CLONE_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("CLONE_MODELS_DIR", str(settings.models_dir))
+    return settings
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as inst:
+        yield inst
+
+
+@pytest.fixture
+def import_persona(env_settings):
+    def do(name: str):
+        return import_export(PERSONAS_DIR / name, env_settings)
+
+    return do

@@ -1,0 +1,69 @@
+"""The change sensor (partitions follow users; runs follow changed data) and the schedule."""
+
+import json
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from clone_pipeline.db.repository import delete_user
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.defs.schedules import nightly_data_refresh
+from clone_pipeline.defs.sensors import user_data_changed
+from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.ingest import import_export
+
+
+def _tick(instance, settings, cursor):
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor,
+        resources={"store": CloneStore(home=str(settings.home),
+                                       database_url=settings.database_url)})
+    result = user_data_changed(context)
+    for request in result.dynamic_partitions_requests:  # what the daemon would apply
+        if isinstance(request, dg.AddDynamicPartitionsRequest):
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        else:
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+    return result
+
+
+def test_sensor_registers_users_and_requests_runs_for_changes(settings, instance, tmp_path):
+    import_export(PERSONAS_DIR / "margaret-ellis", settings)
+    import_export(PERSONAS_DIR / "walter-okafor", settings)
+
+    first = _tick(instance, settings, None)
+    assert sorted(r.partition_key for r in first.run_requests) == ["margaret-ellis",
+                                                                   "walter-okafor"]
+    assert set(instance.get_dynamic_partitions("users")) == {"margaret-ellis",
+                                                             "walter-okafor"}
+
+    quiet = _tick(instance, settings, first.cursor)
+    assert quiet.run_requests == [] and quiet.cursor == first.cursor
+
+    doc = json.loads((PERSONAS_DIR / "walter-okafor" / "export.json").read_text())
+    doc["voice_recordings"] = []
+    doc["responses"][0]["answer"] += " Measure twice, cut once."
+    changed_export = tmp_path / "walter.json"
+    changed_export.write_text(json.dumps(doc))
+    import_export(changed_export, settings)
+    changed = _tick(instance, settings, quiet.cursor)
+    assert [r.partition_key for r in changed.run_requests] == ["walter-okafor"]
+    assert changed.run_requests[0].run_key != first.run_requests[1].run_key
+
+    with session_scope(settings.database_url) as session:
+        delete_user(session, "margaret-ellis")
+    removed = _tick(instance, settings, changed.cursor)
+    assert removed.run_requests == []
+    assert instance.get_dynamic_partitions("users") == ["walter-okafor"]
+
+
+def test_nightly_schedule_requests_every_user(instance):
+    instance.add_dynamic_partitions("users", ["b-user", "a-user"])
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=datetime(2026, 11, 26, 3, tzinfo=UTC))
+    requests = nightly_data_refresh(context)
+    assert [r.partition_key for r in requests] == ["a-user", "b-user"]
+    assert requests[0].run_key == "nightly:2026-11-26:a-user"
