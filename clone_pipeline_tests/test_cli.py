@@ -1,0 +1,76 @@
+"""The clone-pipeline command, run as a user would (a real subprocess for the main paths)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from clone_pipeline.cli import main
+from clone_pipeline.demo import PERSONAS_DIR
+
+COMMANDS = ["init", "import", "users", "run", "demo", "remove-user"]
+
+
+@pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
+def test_help_everywhere(command):
+    result = CliRunner().invoke(main, [*command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
+
+
+@pytest.fixture
+def cli_env(tmp_path, models_dir):
+    env = {**os.environ, "CLONE_HOME": str(tmp_path / "home"),
+           "CLONE_MODELS_DIR": str(models_dir), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("CLONE_DATABASE_URL", None)
+    env.pop("DAGSTER_POSTGRES_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "clone_pipeline.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    return run
+
+
+def test_import_users_run_and_remove(cli_env, tmp_path):
+    init = cli_env("init")
+    assert init.returncode == 0, init.stderr
+    assert (tmp_path / "dagster" / "dagster.yaml").is_file()
+
+    imported = cli_env("import", str(PERSONAS_DIR / "margaret-ellis"))
+    assert imported.returncode == 0, imported.stderr
+    assert "margaret-ellis" in imported.stdout
+
+    ran = cli_env("run", "margaret-ellis")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "succeeded" in ran.stdout and "formatted_datasets" in ran.stdout
+
+    listed = json.loads(cli_env("users", "--json").stdout)
+    assert listed[0]["external_id"] == "margaret-ellis" and listed[0]["ready"] is True
+
+    removed = cli_env("remove-user", "margaret-ellis", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(cli_env("users", "--json").stdout) == []
+    assert not (tmp_path / "home" / "datasets" / "margaret-ellis").exists()
+    assert not (tmp_path / "home" / "audio" / "margaret-ellis").exists()
+
+
+def test_bad_export_exits_2_and_lists_problems(cli_env, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "clone-pipeline/user-export", "version": 1,
+                               "user": {"display_name": "X"},
+                               "responses": [{"id": "r1", "question": "q"}]}))
+    result = cli_env("import", str(bad))
+    assert result.returncode == 2
+    for where in ("/user/external_id: required", "/responses/0/answer: required",
+                  "/responses/0/category: required"):
+        assert where in result.stderr
+    assert "nothing was imported" in result.stderr
+
+
+def test_run_for_unknown_user_fails_clearly(cli_env):
+    result = cli_env("run", "nobody-here")
+    assert result.returncode == 1
+    assert "no user 'nobody-here'" in result.stdout
