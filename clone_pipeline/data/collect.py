@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from typing import Any
 
 from clone_pipeline.data.dedup import deduplicate
@@ -32,6 +35,9 @@ class CollectOptions:
     redact_names: tuple[str, ...] = ()
     near_duplicate_threshold: float = 0.7
     readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
+    # Processes for cleaning and redaction (0 = one per CPU). Above 1 it spawns workers,
+    # so a calling script needs the usual `if __name__ == "__main__":` guard.
+    workers: int = 1
 
 
 @dataclass
@@ -76,9 +82,12 @@ def message_prompt(item: dict[str, Any]) -> str:
 
 
 def _raw_examples(material: SourceMaterial, options: CollectOptions) -> Iterable[Example]:
+    questions: dict[str, str] = {}
     for r in material.responses:
+        if r["question"] not in questions:
+            questions[r["question"]] = normalise_text(r["question"])
         yield Example(id=f"responses:{r['item_id']}", source="responses",
-                      prompt=normalise_text(r["question"]), answer=r["answer"],
+                      prompt=questions[r["question"]], answer=r["answer"],
                       category=r.get("category"), emotional_tone=r.get("emotional_tone"),
                       group=_group_key(r["question"]))
     if options.include_life_stories:
@@ -95,6 +104,39 @@ def _raw_examples(material: SourceMaterial, options: CollectOptions) -> Iterable
                           group=f"milestone_messages:{m['item_id']}")
 
 
+_CHUNK = 20_000  # examples per worker task; below this, cleaning stays in-process
+
+
+def _clean_chunk(args: tuple[list[Example], tuple[str, ...], int]
+                 ) -> tuple[list[Example], Counter, Counter]:
+    """Normalise, filter and redact one chunk of examples (runs in a worker process)."""
+    examples, names, min_word_count = args
+    redactor = Redactor(PiiPolicy(redact_names=names))
+    prompts: dict[str, tuple[str, Counter]] = {}  # many answers share a question
+    kept: list[Example] = []
+    skipped: Counter = Counter()
+    redactions: Counter = Counter()
+    for example in examples:
+        text = normalise_text(example.answer)
+        words = word_count(text)
+        if words == 0:
+            skipped["empty_or_no_words"] += 1
+            continue
+        if words < min_word_count:
+            skipped["below_min_word_count"] += 1
+            continue
+        text, counts = redactor.redact(text)
+        if example.prompt not in prompts:
+            prompts[example.prompt] = redactor.redact(example.prompt)
+        prompt, prompt_counts = prompts[example.prompt]
+        counts.update(prompt_counts)
+        redactions.update(counts)
+        example.answer, example.prompt = text, prompt
+        example.word_count, example.redactions = words, dict(counts)
+        kept.append(example)
+    return kept, skipped, redactions
+
+
 def collect(material: SourceMaterial, options: CollectOptions | None = None,
             progress: Callable[[str], None] | None = None) -> Collection:
     """Normalise, redact, filter and deduplicate a user's material, then assess it.
@@ -105,26 +147,24 @@ def collect(material: SourceMaterial, options: CollectOptions | None = None,
     names = list(options.redact_names)
     if not options.keep_own_name:
         names += [p for p in material.display_name.split() if len(p) > 1]
-    redactor = Redactor(PiiPolicy(redact_names=tuple(names)))
+    raw = list(_raw_examples(material, options))
+    chunks = [raw[i:i + _CHUNK] for i in range(0, len(raw), _CHUNK)]
+    args = [(chunk, tuple(names), options.min_word_count) for chunk in chunks]
+    workers = min(len(chunks), options.workers or os.cpu_count() or 1)
+    if workers > 1:
+        # Cleaning and redaction are independent per text. spawn, not fork: the parent may
+        # hold threads (tokenizers, torch) that fork would copy mid-lock.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            results = list(pool.map(_clean_chunk, args))
+    else:
+        results = [_clean_chunk(a) for a in args]
+    kept: list[Example] = []
     skipped: Counter = Counter()
     redactions: Counter = Counter()
-    kept: list[Example] = []
-    for example in _raw_examples(material, options):
-        text = normalise_text(example.answer)
-        words = word_count(text)
-        if words == 0:
-            skipped["empty_or_no_words"] += 1
-            continue
-        if words < options.min_word_count:
-            skipped["below_min_word_count"] += 1
-            continue
-        text, counts = redactor.redact(text)
-        prompt, prompt_counts = redactor.redact(example.prompt)
-        counts.update(prompt_counts)
-        redactions.update(counts)
-        example.answer, example.prompt = text, prompt
-        example.word_count, example.redactions = words, dict(counts)
-        kept.append(example)
+    for chunk_kept, chunk_skipped, chunk_redactions in results:
+        kept += chunk_kept
+        skipped.update(chunk_skipped)
+        redactions.update(chunk_redactions)
     if progress:
         progress(f"cleaned {len(kept)} examples, deduplicating")
     dedup = deduplicate([e.answer for e in kept], threshold=options.near_duplicate_threshold)

@@ -1,14 +1,18 @@
-"""Fit examples to a token budget, split them by question and render every format."""
+"""Fit examples to a token budget, split them by question and write every format."""
 
 from __future__ import annotations
 
+import os
 import statistics
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from multiprocessing import get_context
+from pathlib import Path
 
 from clone_pipeline.data.examples import Example
 from clone_pipeline.data.formats import FORMATS, messages, render, template_text
 from clone_pipeline.data.split import split_by_question
+from clone_pipeline.data.store import combined_hash, write_jsonl
 
 MIN_ANSWER_TOKENS = 16  # below this a truncated answer says nothing in the person's voice
 _SENTENCE_END = (".", "!", "?", "…", ".\"", "!\"", "?\"")
@@ -21,18 +25,17 @@ class FormatOptions:
     max_length: int = 2048  # tokens of the configured tokenizer, whole record
     eval_fraction: float = 0.1
     seed: int = 0
-
-
-@dataclass
-class FormattedSplit:
-    train: list[dict[str, Any]]
-    eval: list[dict[str, Any]]
-    token_stats: dict[str, float]
+    # Processes that render and write formats (0 = one per CPU). Above 1 it spawns
+    # workers, so a calling script needs the usual `if __name__ == "__main__":` guard.
+    workers: int = 1
 
 
 @dataclass
 class Formatted:
-    formats: dict[str, FormattedSplit]
+    """Examples fitted to the budget and split; ``write`` renders them to files."""
+
+    formats: tuple[str, ...]
+    token_stats: dict[str, dict[str, float]]  # per format
     train_examples: list[Example]
     eval_examples: list[Example]
     truncated: int
@@ -41,9 +44,23 @@ class Formatted:
     overhead_tokens: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WrittenFormat:
+    format: str
+    train_path: Path
+    eval_path: Path
+    sha256: str  # of the train and eval files together
+    train_count: int
+    eval_count: int
+
+
 def _lengths(tokenizer, texts: list[str]) -> list[int]:
+    """Token count of each text (no special tokens added)."""
     if not texts:
         return []
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:  # the Rust tokenizer directly: skips per-item Python wrapping
+        return [len(e.ids) for e in backend.encode_batch(texts, add_special_tokens=False)]
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
@@ -92,7 +109,9 @@ def format_examples(examples: list[Example], system: str | None, tokenizer,
     system = system if options.include_system_prompts else None
     overhead = {fmt: _overhead(tokenizer, fmt, system) for fmt in options.formats}
     worst = max(overhead.values())
-    prompt_len = _lengths(tokenizer, [e.prompt for e in examples])
+    unique_prompts = list(dict.fromkeys(e.prompt for e in examples))  # questions repeat
+    prompt_tokens = dict(zip(unique_prompts, _lengths(tokenizer, unique_prompts), strict=True))
+    prompt_len = [prompt_tokens[e.prompt] for e in examples]
     answer_len = _lengths(tokenizer, [e.answer for e in examples])
     kept, lengths, truncated, dropped = [], [], 0, 0
     for example, p_len, a_len in zip(examples, prompt_len, answer_len, strict=True):
@@ -108,10 +127,32 @@ def format_examples(examples: list[Example], system: str | None, tokenizer,
         lengths.append(p_len + a_len)
     content_len = {e.id: n for e, n in zip(kept, lengths, strict=True)}
     train, evaluation = split_by_question(kept, options.eval_fraction, options.seed)
-    formats = {}
-    for fmt in options.formats:
-        formats[fmt] = FormattedSplit(
-            train=[render(fmt, e, system) for e in train],
-            eval=[render(fmt, e, system) for e in evaluation],
-            token_stats=_stats([content_len[e.id] + overhead[fmt] for e in kept]))
-    return Formatted(formats, train, evaluation, truncated, dropped, system, overhead)
+    stats = {fmt: _stats([content_len[e.id] + overhead[fmt] for e in kept])
+             for fmt in options.formats}
+    return Formatted(tuple(options.formats), stats, train, evaluation, truncated, dropped,
+                     system, overhead)
+
+
+def write_formats(formatted: Formatted, folder: Path, workers: int = 1
+                  ) -> list[WrittenFormat]:
+    """Write ``<format>.train.jsonl`` and ``<format>.eval.jsonl`` for every format.
+
+    Records are rendered as they are written (never all formats in memory at once); with
+    workers > 1, formats are written in parallel processes.
+    """
+    jobs = [(fmt, formatted.train_examples, formatted.eval_examples, formatted.system_prompt,
+             folder) for fmt in formatted.formats]
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if workers > 1:
+        # spawn, not fork: the parent may hold threads (tokenizers, torch) mid-lock.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            return list(pool.map(_write_format, jobs))
+    return [_write_format(job) for job in jobs]
+
+
+def _write_format(job) -> WrittenFormat:
+    fmt, train, evaluation, system, folder = job
+    paths = folder / f"{fmt}.train.jsonl", folder / f"{fmt}.eval.jsonl"
+    hashes = [write_jsonl(path, (render(fmt, e, system) for e in part))
+              for path, part in zip(paths, (train, evaluation), strict=True)]
+    return WrittenFormat(fmt, *paths, combined_hash(hashes), len(train), len(evaluation))

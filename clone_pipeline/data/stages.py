@@ -14,9 +14,9 @@ from typing import Any
 
 from clone_pipeline.data.collect import Collection, CollectOptions, collect
 from clone_pipeline.data.examples import Example
-from clone_pipeline.data.format_dataset import FormatOptions, format_examples
+from clone_pipeline.data.format_dataset import FormatOptions, format_examples, write_formats
 from clone_pipeline.data.prompts import system_prompt
-from clone_pipeline.data.store import combined_hash, read_jsonl, write_jsonl
+from clone_pipeline.data.store import read_jsonl, write_jsonl
 from clone_pipeline.db import repository
 from clone_pipeline.db.models import FormattedTrainingData, TrainingDataset
 from clone_pipeline.db.session import session_scope
@@ -103,24 +103,22 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
         folder = (settings.user_dataset_dir(external_id) / "formatted"
                   / f"v{dataset.version:04d}-{template_style}")
         rows = []
-        for fmt, split in formatted.formats.items():
-            train_path, eval_path = folder / f"{fmt}.train.jsonl", folder / f"{fmt}.eval.jsonl"
-            sha = combined_hash([write_jsonl(train_path, split.train),
-                                 write_jsonl(eval_path, split.eval)])
-            row = FormattedTrainingData(
-                user_id=user.id, dataset_id=dataset.id, dagster_run_id=run_id, format=fmt,
-                template_style=template_style,
+        for written in write_formats(formatted, folder, options.workers):
+            stats = formatted.token_stats[written.format]
+            session.add(FormattedTrainingData(
+                user_id=user.id, dataset_id=dataset.id, dagster_run_id=run_id,
+                format=written.format, template_style=template_style,
                 include_system_prompts=options.include_system_prompts,
                 max_length=options.max_length, tokenizer=tokenizer_name,
-                train_path=str(train_path.relative_to(settings.home)),
-                eval_path=str(eval_path.relative_to(settings.home)), sha256=sha,
-                train_count=len(split.train), eval_count=len(split.eval),
-                truncated_count=formatted.truncated, dropped_count=formatted.dropped,
-                token_stats=split.token_stats)
-            session.add(row)
-            rows.append({"format": fmt, "train_path": train_path, "eval_path": eval_path,
-                         "sha256": sha, "train_count": len(split.train),
-                         "eval_count": len(split.eval), "token_stats": split.token_stats})
+                train_path=str(written.train_path.relative_to(settings.home)),
+                eval_path=str(written.eval_path.relative_to(settings.home)),
+                sha256=written.sha256, train_count=written.train_count,
+                eval_count=written.eval_count, truncated_count=formatted.truncated,
+                dropped_count=formatted.dropped, token_stats=stats))
+            rows.append({"format": written.format, "train_path": written.train_path,
+                         "eval_path": written.eval_path, "sha256": written.sha256,
+                         "train_count": written.train_count,
+                         "eval_count": written.eval_count, "token_stats": stats})
         return FormattedDataset(
             dataset.id, dataset.version, folder, tokenizer_name, template_style, rows,
             formatted.truncated, formatted.dropped, len(formatted.train_examples),

@@ -24,12 +24,16 @@ class CollectConfig(dg.Config):
                                description="Readiness: responses of 20+ words needed.")
     min_categories: int = Field(default=5, ge=0,
                                 description="Readiness: question categories needed.")
+    workers: int = Field(default=0, ge=0,
+                         description="Processes for cleaning and redaction (0 = one per CPU)."
+                         )
 
     def options(self) -> CollectOptions:
         return CollectOptions(
             include_life_stories=self.include_life_stories,
             include_milestones=self.include_milestones, min_word_count=self.min_word_count,
             keep_own_name=self.keep_own_name, redact_names=tuple(self.redact_names),
+            workers=self.workers,
             readiness=ReadinessPolicy(min_responses=self.min_responses,
                                       min_categories=self.min_categories))
 
@@ -49,9 +53,11 @@ class FormatConfig(dg.Config):
     eval_fraction: float = Field(default=0.1, ge=0, lt=1,
                                  description="Share of questions held out for evaluation.")
     seed: int = Field(default=0, description="Seed of the held-out question choice.")
+    workers: int = Field(default=0, ge=0,
+                         description="Processes writing formats (0 = one per CPU).")
 
     def options(self) -> FormatOptions:
         return FormatOptions(formats=tuple(self.formats),
                              include_system_prompts=self.include_system_prompts,
                              max_length=self.max_length, eval_fraction=self.eval_fraction,
-                             seed=self.seed)
+                             seed=self.seed, workers=self.workers)

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from clone_pipeline.data.collect import CollectOptions, SourceMaterial, collect
-from clone_pipeline.data.format_dataset import FormatOptions, format_examples
-from clone_pipeline.data.formats import FORMATS, record_messages
+from clone_pipeline.data.format_dataset import FormatOptions, format_examples, write_formats
+from clone_pipeline.data.formats import FORMATS, record_messages, render
 from clone_pipeline.data.prompts import system_prompt
-from clone_pipeline.data.store import write_jsonl
+from clone_pipeline.data.store import read_jsonl
 from clone_pipeline.data.validate import validate_files
 from clone_pipeline.training.base_models import load_tokenizer
 
@@ -93,24 +93,24 @@ def test_every_format_renders_and_validates(persona, tokenizer, tmp_path):
     system = system_prompt("Margaret Ellis", doc["user"]["persona"], 1948,
                            "legacy_preservation")
     out = format_examples(c.examples, system, tokenizer, FormatOptions(max_length=512))
-    assert set(out.formats) == set(FORMATS)
-    files = {}
-    for fmt, split in out.formats.items():
-        assert len(split.train) + len(split.eval) == len(c.examples) - out.dropped
-        train, evaluation = tmp_path / f"{fmt}.train.jsonl", tmp_path / f"{fmt}.eval.jsonl"
-        write_jsonl(train, split.train)
-        write_jsonl(evaluation, split.eval)
-        files[fmt] = [train, evaluation]
-        assert split.token_stats["max_tokens"] <= 512
+    written = write_formats(out, tmp_path, workers=2)  # the parallel path, as assets run it
+    assert [w.format for w in written] == list(FORMATS)
+    files, records = {}, {}
+    for w in written:
+        assert w.train_count + w.eval_count == len(c.examples) - out.dropped
+        assert out.token_stats[w.format]["max_tokens"] <= 512
+        files[w.format] = [w.train_path, w.eval_path]
+        records[w.format] = list(read_jsonl(w.train_path))
+        assert len(records[w.format]) == w.train_count
     report = validate_files(files, tokenizer, 512)
     assert report.passed, report.problems
     assert report.round_trips == 5 * len(c.examples)  # five message formats
-    first = out.formats["conversational"].train[0]
+    first = records["conversational"][0]
     assert [m["role"] for m in first["messages"]] == ["system", "user", "assistant"]
-    assert out.formats["alpaca"].train[0].keys() == {"instruction", "input", "output"}
-    assert out.formats["llama"].train[0]["text"].startswith("<|begin_of_text|>")
-    assert record_messages("chat", out.formats["chat"].train[0]) == first["messages"]
-    assert out.formats["sharegpt"].train[0]["conversations"][1]["from"] == "human"
+    assert records["alpaca"][0].keys() == {"instruction", "input", "output"}
+    assert records["llama"][0]["text"].startswith("<|begin_of_text|>")
+    assert record_messages("chat", records["chat"][0]) == first["messages"]
+    assert records["sharegpt"][0]["conversations"][1]["from"] == "human"
 
 
 def test_split_holds_out_whole_questions(persona, tokenizer):
@@ -131,8 +131,9 @@ def test_max_length_truncates_at_sentences_and_drops_what_cannot_fit(persona, to
     out = format_examples(c.examples, "short system", tokenizer,
                           FormatOptions(max_length=96, formats=("chat", "openai")))
     assert out.truncated > 0
-    assert out.formats["chat"].token_stats["max_tokens"] <= 96
-    for record in out.formats["openai"].train:
+    assert out.token_stats["chat"]["max_tokens"] <= 96
+    for example in out.train_examples:
+        record = render("openai", example, "short system")
         ids = tokenizer.apply_chat_template(record["messages"], tokenize=True,
                                             return_dict=True)["input_ids"]
         assert len(ids) <= 96
@@ -164,3 +165,14 @@ def test_casual_and_legacy_prompts_use_the_persona():
     casual = system_prompt("Walter Okafor", persona, 1952, "casual")
     assert "Walter Okafor, born in 1952" in legacy and "Dad or Pops" in legacy
     assert casual.startswith("You are Walter.") and "wry" in casual
+
+
+def test_parallel_cleaning_matches_serial(persona, monkeypatch):
+    from clone_pipeline.data import collect as collect_module
+
+    material = material_from(persona("walter-okafor"))
+    serial = collect(material, CollectOptions(workers=1))
+    monkeypatch.setattr(collect_module, "_CHUNK", 25)  # several chunks from a small user
+    parallel = collect(material_from(persona("walter-okafor")), CollectOptions(workers=2))
+    assert [e.as_dict() for e in parallel.examples] == [e.as_dict() for e in serial.examples]
+    assert parallel.skipped == serial.skipped and parallel.redactions == serial.redactions
