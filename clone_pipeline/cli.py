@@ -135,7 +135,7 @@ def users(as_json: bool) -> None:
 
 def _readiness_table(rows: list[dict], sizes: dict[str, dict | None] | None = None) -> Table:
     table = Table(title="Users (items: responses/stories/messages/recordings)")
-    columns = ["user", "items r/s/m/v", "dataset", "ready", "why not"]
+    columns = ["user", "items r/s/m/v", "dataset", "quality", "ready", "why not"]
     if sizes is not None:
         columns += ["train/eval", "formats"]
     for col in columns:
@@ -146,8 +146,10 @@ def _readiness_table(rows: list[dict], sizes: dict[str, dict | None] | None = No
                  False: "[red]not ready[/red]"}[r["ready"]]
         items = "/".join(str(r[k]) for k in ("responses", "life_stories", "milestone_messages",
                                              "voice_recordings"))
+        quality = r["quality"] or {}
         cells = [r["external_id"], items,
-                 f"v{r['dataset_version']}" if r["dataset_version"] else "-", ready,
+                 f"v{r['dataset_version']}" if r["dataset_version"] else "-",
+                 str(quality.get("overall_score", "-")), ready,
                  "; ".join(readiness.get("reasons", []))]
         if sizes is not None:
             size = sizes.get(r["external_id"])
@@ -206,7 +208,12 @@ def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> No
 
 
 def _print_outcome(external_id: str, outcome) -> None:
-    status = "[green]succeeded[/green]" if outcome.success else "[red]failed[/red]"
+    if outcome.success:
+        status = "[green]succeeded[/green]"
+    elif outcome.failed_checks:
+        status = "[yellow]stopped by a blocking check[/yellow]"
+    else:
+        status = "[red]failed[/red]"
     console.print(f"{external_id}: run {outcome.run_id} {status}; materialised "
                   f"{', '.join(outcome.materialized) or 'nothing'}")
     for check, why in outcome.failed_checks.items():

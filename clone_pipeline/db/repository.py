@@ -103,6 +103,7 @@ def users_overview(session: Session) -> list[dict[str, Any]]:
                     **counts,
                     "dataset_version": dataset.version if dataset else None,
                     "ready": dataset.ready if dataset else None,
+                    "quality": dataset.quality_metrics if dataset else None,
                     "readiness": dataset.readiness if dataset else None})
     return out
 
