@@ -7,7 +7,6 @@ llama (Llama 3 chat text), openai (fine-tuning JSONL) and sharegpt.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Any
 
 from clone_pipeline.data.examples import Example
@@ -119,7 +118,3 @@ def record_messages(fmt: str, record: dict[str, Any]) -> list[dict[str, str]]:
                 for t in record["conversations"]]
     pattern = _CHATML_TURN if fmt == "chat" else _LLAMA_TURN
     return [{"role": r, "content": c} for r, c in pattern.findall(record["text"])]
-
-
-def parse_text_turns(fmt: str) -> Callable[[str], list[dict[str, str]]]:
-    return lambda text: record_messages(fmt, {"text": text})

@@ -11,7 +11,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 PLACEHOLDERS = ("EMAIL", "URL", "IP", "CARD", "GOV_ID", "PHONE", "ADDRESS", "NAME")
@@ -138,15 +137,3 @@ def _valid_ip(candidate: str) -> bool:
 def _looks_like_phone(candidate: str) -> bool:
     digits = re.sub(r"\D", "", candidate)
     return 7 <= len(digits) <= 15
-
-
-def redact_all(texts: Iterable[str], policy: PiiPolicy | None = None) -> tuple[list[str], Counter]:
-    """Redact many texts with one compiled policy; return texts and total counts by type."""
-    redactor = Redactor(policy)
-    total: Counter = Counter()
-    out = []
-    for text in texts:
-        clean, counts = redactor.redact(text)
-        total.update(counts)
-        out.append(clean)
-    return out, total

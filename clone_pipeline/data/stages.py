@@ -69,7 +69,7 @@ def collect_user_data(settings: Settings, external_id: str, options: CollectOpti
         row = TrainingDataset(
             user_id=user.id, dagster_run_id=run_id, version=version,
             path=str(path.relative_to(settings.home)), sha256=sha,
-            config=_jsonable(asdict(options)),
+            config=asdict(options),
             total_examples=collection.metrics.total_examples,
             total_words=collection.metrics.total_words,
             sources=collection.metrics.sources, skipped=dict(collection.skipped),
@@ -123,11 +123,3 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
             dataset.id, dataset.version, folder, tokenizer_name, template_style, rows,
             formatted.truncated, formatted.dropped, len(formatted.train_examples),
             len(formatted.eval_examples), len({e.group for e in formatted.eval_examples}))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value

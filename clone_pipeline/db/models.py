@@ -90,17 +90,20 @@ class _SourceItem:
                                                  nullable=False)
 
 
+def _item_table_args(table: str) -> tuple:
+    """One row per (user, export id); the lookups the sensor and API do by time."""
+    return (UniqueConstraint("user_id", "item_id"),
+            Index(f"ix_{table}_user_created", "user_id", "created_at"),
+            Index(f"ix_{table}_user_updated", "user_id", "updated_at"))
+
+
 class Response(_SourceItem, Base):
     __tablename__ = "responses"
     category: Mapped[str] = mapped_column(String(128), nullable=False)
     question: Mapped[str] = mapped_column(Text, nullable=False)
     answer: Mapped[str] = mapped_column(Text, nullable=False)
     emotional_tone: Mapped[str | None] = mapped_column(String(64))
-    __table_args__ = (
-        UniqueConstraint("user_id", "item_id"),
-        Index("ix_responses_user_created", "user_id", "created_at"),
-        Index("ix_responses_user_updated", "user_id", "updated_at"),
-    )
+    __table_args__ = _item_table_args("responses")
 
 
 class LifeStory(_SourceItem, Base):
@@ -109,11 +112,7 @@ class LifeStory(_SourceItem, Base):
     category: Mapped[str | None] = mapped_column(String(128))
     era: Mapped[str | None] = mapped_column(String(64))
     content: Mapped[str] = mapped_column(Text, nullable=False)
-    __table_args__ = (
-        UniqueConstraint("user_id", "item_id"),
-        Index("ix_life_stories_user_created", "user_id", "created_at"),
-        Index("ix_life_stories_user_updated", "user_id", "updated_at"),
-    )
+    __table_args__ = _item_table_args("life_stories")
 
 
 class MilestoneMessage(_SourceItem, Base):
@@ -122,11 +121,7 @@ class MilestoneMessage(_SourceItem, Base):
     occasion: Mapped[str | None] = mapped_column(Text)
     content: Mapped[str] = mapped_column(Text, nullable=False)
     deliver_on: Mapped[date | None] = mapped_column(Date)
-    __table_args__ = (
-        UniqueConstraint("user_id", "item_id"),
-        Index("ix_milestone_messages_user_created", "user_id", "created_at"),
-        Index("ix_milestone_messages_user_updated", "user_id", "updated_at"),
-    )
+    __table_args__ = _item_table_args("milestone_messages")
 
 
 class VoiceRecording(_SourceItem, Base):
@@ -143,11 +138,7 @@ class VoiceRecording(_SourceItem, Base):
     duration_s: Mapped[float] = mapped_column(Float, nullable=False)
     size_bytes: Mapped[int] = mapped_column(Integer, nullable=False)
     recorded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (
-        UniqueConstraint("user_id", "item_id"),
-        Index("ix_voice_recordings_user_created", "user_id", "created_at"),
-        Index("ix_voice_recordings_user_updated", "user_id", "updated_at"),
-    )
+    __table_args__ = _item_table_args("voice_recordings")
 
 
 SOURCE_MODELS = {
