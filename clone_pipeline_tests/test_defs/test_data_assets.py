@@ -87,3 +87,18 @@ def test_recollecting_unchanged_data_keeps_the_version(env_settings, instance,
     with session_scope(env_settings.database_url) as s:
         versions = [d.version for d in s.scalars(select(TrainingDataset))]
     assert versions == [1, 1]
+
+
+def test_user_with_no_material_is_stopped_with_a_reason(env_settings, instance, tmp_path):
+    import json
+
+    from clone_pipeline.ingest import import_export
+
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps({"format": "clone-pipeline/user-export", "version": 1,
+                                  "user": {"external_id": "quiet-one",
+                                           "display_name": "Quiet One"}}))
+    import_export(export, env_settings)
+    outcome = run_job_for_user(instance, "data_only", "quiet-one")
+    assert not outcome.success and outcome.materialized == ["collected_training_data"]
+    assert outcome.failed_checks["readiness"].startswith("no material imported")

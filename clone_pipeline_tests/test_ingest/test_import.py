@@ -207,3 +207,16 @@ def test_missing_path(sqlite_settings, tmp_path):
     err = _rejected(sqlite_settings, tmp_path / "nowhere")
     assert "no such file" in err.problems[0].message
     shutil.rmtree(tmp_path / "nowhere", ignore_errors=True)
+
+
+def test_size_limits_are_clear_errors(sqlite_settings, persona, write_export, monkeypatch):
+    from clone_pipeline.ingest import importer
+
+    path = write_export(persona(), audio_from="margaret-ellis")
+    monkeypatch.setattr(importer, "MAX_AUDIO_BYTES", 1000)  # stands in for 200 MB
+    err = _rejected(sqlite_settings, path)
+    assert len(err.problems) == 4 and "the limit is 200 MB" in err.problems[0].message
+    monkeypatch.setattr(importer, "MAX_JSON_BYTES", 1000)  # stands in for 500 MB
+    err = _rejected(sqlite_settings, path)
+    assert "the limit is 500 MB" in err.problems[0].message
+    assert _count(sqlite_settings, User) == 0
