@@ -14,6 +14,7 @@ from clone_pipeline.data.formats import FORMATS, messages, render, template_text
 from clone_pipeline.data.split import split_by_question
 from clone_pipeline.data.store import combined_hash, write_jsonl
 
+PARALLEL_MIN_EXAMPLES = 5_000  # below this, starting worker processes costs more than it saves
 MIN_ANSWER_TOKENS = 16  # below this a truncated answer says nothing in the person's voice
 _SENTENCE_END = (".", "!", "?", "…", ".\"", "!\"", "?\"")
 
@@ -143,7 +144,8 @@ def write_formats(formatted: Formatted, folder: Path, workers: int = 1
     jobs = [(fmt, formatted.train_examples, formatted.eval_examples, formatted.system_prompt,
              folder) for fmt in formatted.formats]
     workers = min(len(jobs), workers or os.cpu_count() or 1)
-    if workers > 1:
+    n_examples = len(formatted.train_examples) + len(formatted.eval_examples)
+    if workers > 1 and n_examples >= PARALLEL_MIN_EXAMPLES:
         # spawn, not fork: the parent may hold threads (tokenizers, torch) mid-lock.
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
             return list(pool.map(_write_format, jobs))

@@ -87,7 +87,10 @@ def test_user_with_no_data():
     assert c.readiness.reasons[0] == "no material imported for this user"
 
 
-def test_every_format_renders_and_validates(persona, tokenizer, tmp_path):
+def test_every_format_renders_and_validates(persona, tokenizer, tmp_path, monkeypatch):
+    from clone_pipeline.data import format_dataset
+
+    monkeypatch.setattr(format_dataset, "PARALLEL_MIN_EXAMPLES", 1)
     doc = persona("margaret-ellis")
     c = collect(material_from(doc))
     system = system_prompt("Margaret Ellis", doc["user"]["persona"], 1948,
