@@ -1,0 +1,56 @@
+"""Training configuration: the seed's options, with defaults for small personal datasets."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+QUANTIZATION = ("none", "4bit", "8bit")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One fine-tuning run. The seed's 150 epochs would memorise a few hundred answers;
+    a few epochs with early stopping on held-out loss suit a personal dataset."""
+
+    base_model: str = "local-tiny"  # hub id (cached files), local path, or local-tiny
+    train_format: str = "conversational"
+    epochs: int = 3
+    max_steps: int = 0  # 0 = run the epochs
+    batch_size: int = 8  # sequences per optimizer step (micro-batch x accumulation)
+    micro_batch_size: int = 0  # 0 = from the memory estimate
+    learning_rate: float = 2e-4
+    warmup_ratio: float = 0.05
+    weight_decay: float = 0.0
+    context_length: int = 1024  # tokens per (packed) sequence
+    packing: bool = True
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_targets: tuple[str, ...] = ("all-linear",)
+    use_dora: bool = False
+    quantization: str = "none"  # none | 4bit | 8bit (bitsandbytes, CUDA only)
+    precision: str = "auto"  # auto = by hardware: bf16, else fp16 with loss scaling; fp32 on CPU
+    gradient_checkpointing: bool | None = None  # None = by hardware profile
+    flash_attention: bool = True  # used when installed and supported, else SDPA
+    hardware_profile: str = "auto"
+    logging_steps: int = 1
+    eval_steps: int = 0  # 0 = once per epoch
+    save_steps: int = 10
+    early_stopping_patience: int = 2  # evaluations without improvement before stopping
+    seed: int = 0
+    # Tokens one micro-batch may hold before it counts as out of memory. 0 = no cap. Used to
+    # exercise the out-of-memory back-off without exhausting a real device.
+    memory_cap_tokens: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.quantization not in QUANTIZATION:
+            raise ValueError(f"quantization must be one of {QUANTIZATION}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}")
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("batch_size and epochs must be at least 1")
+
+    def as_dict(self) -> dict:
+        return asdict(self)

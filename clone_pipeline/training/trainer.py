@@ -1,0 +1,401 @@
+"""The fine-tuning loop: LoRA (or DoRA / QLoRA) on packed, assistant-only sequences.
+
+One readable loop rather than a half-used framework. It resumes exactly (adapter, optimizer,
+scheduler, RNG, data position, step), checkpoints atomically, stops cleanly when asked, and
+backs off on out-of-memory by halving the micro-batch and doubling accumulation, so the
+effective batch and the maths stay the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clone_pipeline.training.collate import (
+    PackedSequence,
+    TokenizedExample,
+    collate,
+    pack,
+    tokenize_record,
+)
+from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.hardware import HardwareReport, gpu_status, select_profile
+
+CHECKPOINT = "checkpoint"
+ADAPTER = "adapter"
+
+
+class SimulatedOutOfMemory(torch.OutOfMemoryError):
+    """Raised when a micro-batch exceeds TrainConfig.memory_cap_tokens."""
+
+
+@dataclass
+class TrainResult:
+    status: str  # completed | early_stopped | cancelled
+    step: int
+    total_steps: int
+    adapter_dir: Path | None
+    checkpoint_dir: Path
+    best_eval_loss: float | None
+    final_train_loss: float | None
+    tokens_trained: int  # label (answer) tokens seen
+    seconds: float
+    micro_batch_size: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def resolve_base_model(name: str, models_dir: Path) -> str:
+    from clone_pipeline.training import local_tiny
+
+    if name == local_tiny.NAME:
+        return str(local_tiny.ensure_base_model(models_dir))
+    return name
+
+
+def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
+    """Base model with LoRA adapters attached, and its tokenizer. Never downloads."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    source = resolve_base_model(config.base_model, models_dir)
+    profile = hardware.profile
+    kwargs: dict[str, Any] = {"local_files_only": True,
+                              "attn_implementation": (profile.attention if
+                                                      config.flash_attention else "sdpa")}
+    if config.quantization != "none":
+        if profile.device != "cuda":
+            raise RuntimeError(f"{config.quantization} quantization (QLoRA) needs a CUDA GPU "
+                               f"and bitsandbytes; this run is on {profile.device}")
+        try:
+            import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
+        except ImportError as exc:
+            raise RuntimeError("quantization needs bitsandbytes: pip install "
+                               "'clone_pipeline[gpu]'") from exc
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=config.quantization == "4bit",
+            load_in_8bit=config.quantization == "8bit",
+            bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if precision(config, hardware) == "bf16"
+            else torch.float16)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except OSError as exc:
+        raise RuntimeError(f"base model {config.base_model!r} is not available offline: "
+                           f"give a local folder or download it first") from exc
+    if config.quantization != "none":
+        model = prepare_model_for_kbit_training(model)
+    elif profile.device == "cuda":
+        model.to("cuda")
+    if use_checkpointing(config, hardware):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    targets = (config.lora_targets[0] if config.lora_targets == ("all-linear",)
+               else list(config.lora_targets))
+    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=targets,
+                      use_dora=config.use_dora, task_type="CAUSAL_LM")
+    return get_peft_model(model, lora), tokenizer
+
+
+def precision(config: TrainConfig, hardware: HardwareReport) -> str:
+    return hardware.profile.precision if config.precision == "auto" else config.precision
+
+
+def use_checkpointing(config: TrainConfig, hardware: HardwareReport) -> bool:
+    return (hardware.profile.gradient_checkpointing if config.gradient_checkpointing is None
+            else config.gradient_checkpointing)
+
+
+def prepare_sequences(tokenizer, fmt: str, records: list[dict], config: TrainConfig
+                      ) -> list[PackedSequence]:
+    examples = [tokenize_record(tokenizer, fmt, r, config.context_length) for r in records]
+    examples = [e for e in examples if any(label != -100 for label in e.labels)]
+    if config.packing:
+        return pack(examples, config.context_length)
+    return [_single(e) for e in examples]
+
+
+def _single(example: TokenizedExample) -> PackedSequence:
+    seq = PackedSequence()
+    seq.add(example)
+    return seq
+
+
+def estimate_micro_batch(config: TrainConfig, model, hardware: HardwareReport) -> int:
+    """Largest power-of-two micro-batch whose activations fit the profile's memory budget.
+
+    A deliberately rough upper bound (activations of every layer kept, fp32 logits); the
+    out-of-memory back-off corrects it at run time.
+    """
+    if config.micro_batch_size:
+        return min(config.micro_batch_size, config.batch_size)
+    cfg = model.config
+    bytes_per = 2 if precision(config, hardware) in ("bf16", "fp16") else 4
+    layers = cfg.num_hidden_layers if not use_checkpointing(config, hardware) else 2
+    per_seq = config.context_length * (
+        layers * 16 * cfg.hidden_size * bytes_per + 2 * cfg.vocab_size * 4)
+    fits = max(1, int(hardware.profile.memory_budget_mb * 2**20 * 0.5 // per_seq))
+    micro = 1
+    while micro * 2 <= min(fits, config.batch_size):
+        micro *= 2
+    return micro
+
+
+class Trainer:
+    """Train one adapter. ``run`` returns when done, early-stopped or asked to stop."""
+
+    def __init__(self, config: TrainConfig, train_records: list[dict], eval_records: list[dict],
+                 output_dir: Path, models_dir: Path,
+                 on_metrics: Callable[[dict[str, Any]], None] | None = None,
+                 stop: threading.Event | None = None, log: Callable[[str], None] = print):
+        self.config = config
+        self.output_dir = Path(output_dir)
+        self.checkpoint_dir = self.output_dir / CHECKPOINT
+        self.on_metrics = on_metrics or (lambda m: None)
+        self.stop = stop or threading.Event()
+        self.log = log
+        self.hardware = select_profile(config.hardware_profile)
+        self.device = torch.device(self.hardware.profile.device)
+        torch.manual_seed(config.seed)
+        self.model, self.tokenizer = load_model(config, self.hardware, models_dir)
+        self.train_seqs = prepare_sequences(self.tokenizer, config.train_format, train_records,
+                                            config)
+        self.eval_seqs = prepare_sequences(self.tokenizer, config.train_format, eval_records,
+                                           config)
+        if not self.train_seqs:
+            raise ValueError("no trainable examples: the training file has no assistant text")
+        self.steps_per_epoch = math.ceil(len(self.train_seqs) / config.batch_size)
+        self.total_steps = (config.max_steps or config.epochs * self.steps_per_epoch)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
+                                           weight_decay=config.weight_decay)
+        warmup = max(1, int(config.warmup_ratio * self.total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: min((s + 1) / warmup, 0.5 * (1 + math.cos(
+                math.pi * min(1.0, s / max(1, self.total_steps))))))
+        self.precision = precision(config, self.hardware)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
+        self.micro_batch = estimate_micro_batch(config, self.model, self.hardware)
+        self.step = 0
+        self.best_eval: float | None = None
+        self.evals_without_improvement = 0
+        self.tokens_trained = 0
+        self.history: list[dict[str, Any]] = []
+        self.block_mask = self.hardware.profile.attention != "flash_attention_2"
+
+    # ------------------------------------------------------------------ data order
+
+    def _batch_indices(self, step: int) -> list[int]:
+        """The sequences of *step*: a fixed permutation per epoch, so resuming needs only
+        the step number to continue exactly where it stopped."""
+        epoch, within = divmod(step, self.steps_per_epoch)
+        order = torch.randperm(len(self.train_seqs),
+                               generator=torch.Generator().manual_seed(
+                                   self.config.seed * 1000 + epoch)).tolist()
+        size = self.config.batch_size
+        return order[within * size:(within + 1) * size]
+
+    # ------------------------------------------------------------------ one step
+
+    def _forward(self, seqs: list[PackedSequence]) -> tuple[torch.Tensor, int]:
+        batch = collate(seqs, self.tokenizer.pad_token_id, block_mask=self.block_mask)
+        tokens = int(batch["input_ids"].numel())
+        if self.config.memory_cap_tokens and tokens > self.config.memory_cap_tokens:
+            raise SimulatedOutOfMemory(f"micro-batch of {tokens} tokens over the cap")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        labels = batch.pop("labels")
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            logits = self.model(**batch).logits.float()
+        # Sum over label tokens; the caller divides by the whole batch's label count so
+        # gradient accumulation gives exactly the full-batch mean.
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
+            ignore_index=-100, reduction="sum")
+        return loss, int((labels[:, 1:] != -100).sum())
+
+    def _train_step(self, indices: list[int]) -> tuple[float, float, int]:
+        seqs = [self.train_seqs[i] for i in indices]
+        n_labels = sum(sum(1 for t in s.labels[1:] if t != -100) for s in seqs)
+        while True:
+            try:
+                total = 0.0
+                for start in range(0, len(seqs), self.micro_batch):
+                    loss, _ = self._forward(seqs[start:start + self.micro_batch])
+                    self.scaler.scale(loss / max(n_labels, 1)).backward()
+                    total += loss.item()
+                break
+            except torch.OutOfMemoryError as exc:
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                if self.micro_batch == 1:
+                    raise RuntimeError("out of memory with a micro-batch of 1: lower "
+                                       "context_length or use quantization") from exc
+                self.micro_batch //= 2  # accumulation doubles: same effective batch
+                self.log(f"out of memory; retrying step {self.step + 1} with micro-batch "
+                         f"{self.micro_batch}")
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            [p for p in self.model.parameters() if p.requires_grad], 1.0).item()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total / max(n_labels, 1), grad_norm, n_labels
+
+    @torch.no_grad()
+    def evaluate(self) -> float | None:
+        """Mean loss per answer token on the held-out sequences."""
+        if not self.eval_seqs:
+            return None
+        self.model.eval()
+        total, count = 0.0, 0
+        for start in range(0, len(self.eval_seqs), self.micro_batch):
+            loss, n = self._forward(self.eval_seqs[start:start + self.micro_batch])
+            total, count = total + loss.item(), count + n
+        self.model.train()
+        return total / max(count, 1)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> None:
+        """Write everything needed to resume exactly, atomically (temp dir + rename)."""
+        tmp = self.checkpoint_dir.with_name(f".{CHECKPOINT}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp / ADAPTER)
+        torch.save({"optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "scaler": self.scaler.state_dict(),
+                    "rng_cpu": torch.get_rng_state(),
+                    "rng_cuda": (torch.cuda.get_rng_state_all()
+                                 if torch.cuda.is_available() else None)},
+                   tmp / "state.pt")
+        (tmp / "progress.json").write_text(json.dumps({
+            "step": self.step, "total_steps": self.total_steps,
+            "micro_batch": self.micro_batch, "best_eval": self.best_eval,
+            "evals_without_improvement": self.evals_without_improvement,
+            "tokens_trained": self.tokens_trained, "history": self.history,
+            "config": self.config.as_dict()}, default=str))
+        old = self.checkpoint_dir.with_name(f".{CHECKPOINT}.old{os.getpid()}")
+        if self.checkpoint_dir.exists():
+            os.replace(self.checkpoint_dir, old)
+        os.replace(tmp, self.checkpoint_dir)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def load_checkpoint(self) -> bool:
+        """Resume from the last checkpoint if there is one; return whether it did."""
+        progress_file = self.checkpoint_dir / "progress.json"
+        if not progress_file.exists():
+            return False
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        weights = self.checkpoint_dir / ADAPTER / "adapter_model.safetensors"
+        set_peft_model_state_dict(self.model, load_file(str(weights)))
+        state = torch.load(self.checkpoint_dir / "state.pt", weights_only=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        progress = json.loads(progress_file.read_text())
+        self.step = progress["step"]
+        self.micro_batch = progress["micro_batch"]
+        self.best_eval = progress["best_eval"]
+        self.evals_without_improvement = progress["evals_without_improvement"]
+        self.tokens_trained = progress["tokens_trained"]
+        self.history = progress["history"]
+        return True
+
+    def save_adapter(self) -> Path:
+        """The final adapter, with the tokenizer and chat template used in training, so
+        inference renders prompts and stops exactly as training did."""
+        target = self.output_dir / ADAPTER
+        tmp = target.with_name(f".{ADAPTER}.tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        (tmp / "training_config.json").write_text(json.dumps(self.config.as_dict(),
+                                                             default=str, indent=2))
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+        return target
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> TrainResult:
+        resumed = self.load_checkpoint()
+        self.log(f"{'resuming at' if resumed else 'starting'} step {self.step}/"
+                 f"{self.total_steps} on {self.hardware.profile.name} "
+                 f"({self.precision}, micro-batch {self.micro_batch}, "
+                 f"{len(self.train_seqs)} train / {len(self.eval_seqs)} eval sequences)")
+        eval_every = self.config.eval_steps or self.steps_per_epoch
+        started = time.perf_counter()
+        first_step = self.step
+        status, train_loss = "completed", None
+        self.model.train()
+        while self.step < self.total_steps:
+            if self.stop.is_set():
+                status = "cancelled"
+                break
+            step_started = time.perf_counter()
+            train_loss, grad_norm, labels = self._train_step(self._batch_indices(self.step))
+            self.step += 1
+            self.tokens_trained += labels
+            eval_loss = None
+            if self.step % eval_every == 0 or self.step == self.total_steps:
+                eval_loss = self.evaluate()
+                if eval_loss is not None:
+                    if self.best_eval is None or eval_loss < self.best_eval - 1e-4:
+                        self.best_eval, self.evals_without_improvement = eval_loss, 0
+                    else:
+                        self.evals_without_improvement += 1
+            if self.step % self.config.logging_steps == 0 or eval_loss is not None:
+                self._report(train_loss, eval_loss, grad_norm, labels,
+                             time.perf_counter() - step_started,
+                             time.perf_counter() - started, self.step - first_step)
+            if (self.config.early_stopping_patience and
+                    self.evals_without_improvement >= self.config.early_stopping_patience):
+                status = "early_stopped"
+                break
+            if self.step % self.config.save_steps == 0:
+                self.save_checkpoint()
+        self.save_checkpoint()
+        adapter = self.save_adapter() if status != "cancelled" else None
+        return TrainResult(status, self.step, self.total_steps, adapter, self.checkpoint_dir,
+                           self.best_eval, train_loss, self.tokens_trained,
+                           time.perf_counter() - started, self.micro_batch, self.history)
+
+    def _report(self, train_loss, eval_loss, grad_norm, labels, step_seconds, elapsed,
+                steps_done) -> None:
+        gpus, _ = gpu_status() if self.device.type == "cuda" else ([], "")
+        gpu = gpus[0] if gpus else None
+        remaining = self.total_steps - self.step
+        metrics = {
+            "step": self.step, "epoch": round(self.step / self.steps_per_epoch, 3),
+            "loss": round(train_loss, 5),
+            "eval_loss": round(eval_loss, 5) if eval_loss is not None else None,
+            "learning_rate": self.scheduler.get_last_lr()[0], "grad_norm": round(grad_norm, 4),
+            "tokens_per_second": round(labels / step_seconds, 1) if step_seconds else None,
+            "percent_complete": round(100 * self.step / self.total_steps, 2),
+            "eta_seconds": round(elapsed / steps_done * remaining, 1) if steps_done else None,
+            "gpu_utilization": gpu.utilization_pct if gpu else None,
+            "vram_used_mb": gpu.memory_used_mb if gpu else None,
+            "gpu_temperature_c": gpu.temperature_c if gpu else None,
+        }
+        self.history.append(metrics)
+        self.on_metrics(metrics)
