@@ -174,7 +174,8 @@ def remove_user(external_id: str, yes: bool) -> None:
         click.confirm(f"Delete everything stored for {external_id}?", abort=True)
     with session_scope(settings.database_url) as session:
         delete_user(session, external_id)
-    for folder in (settings.user_dataset_dir(external_id), settings.audio_dir / external_id):
+    for folder in (settings.user_dataset_dir(external_id), settings.audio_dir / external_id,
+                   settings.adapters_dir / external_id):
         shutil.rmtree(folder, ignore_errors=True)
     instance = _instance()
     if instance.has_dynamic_partition(users_partitions.name, external_id):

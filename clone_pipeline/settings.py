@@ -27,6 +27,11 @@ class Settings:
         return self.home / "datasets"
 
     @property
+    def adapters_dir(self) -> Path:
+        """Per-user fine-tuned adapters and their checkpoints (personal: under the root)."""
+        return self.home / "adapters"
+
+    @property
     def audio_dir(self) -> Path:
         return self.home / "audio"
 

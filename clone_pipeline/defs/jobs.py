@@ -1,11 +1,29 @@
-"""Jobs over the asset graph."""
+"""Jobs over the asset graph, and one-click training presets with baked config."""
 
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
+from clone_pipeline.defs.assets_training import trained_adapter
+from clone_pipeline.defs.training_config import PRESETS
 
 data_only = dg.define_asset_job(
     "data_only",
     selection=dg.AssetSelection.assets(collected_training_data, formatted_datasets),
     description="Collect, clean, assess and format one user's material.",
 )
+
+complete_workflow = dg.define_asset_job(
+    "complete_workflow",
+    selection=dg.AssetSelection.assets(collected_training_data, formatted_datasets,
+                                       trained_adapter),
+    description="Everything for one user: data, then training (evaluation, voice and "
+                "deployment join as their assets land).",
+)
+
+training_presets = [
+    dg.define_asset_job(
+        f"train_{name}", selection=dg.AssetSelection.assets(trained_adapter),
+        config={"ops": {"trained_adapter": {"config": preset}}},
+        description=f"Train an adapter with the {name} preset: {preset}.")
+    for name, preset in PRESETS.items()
+]

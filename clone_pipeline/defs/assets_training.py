@@ -1,0 +1,132 @@
+"""trained_adapter: fine-tune in a child process through Dagster Pipes (pool "gpu")."""
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import dagster as dg
+
+from clone_pipeline.defs.assets_data import formatted_datasets
+from clone_pipeline.defs.partitions import users
+from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.defs.training_config import TrainingRunConfig
+from clone_pipeline.training import runs
+
+STOP_GRACE_SECONDS = 30  # a terminated run's child must checkpoint and exit within this
+GPU_TAGS = {
+    # Read by the executors that place work: Kubernetes (one GPU per step pod) and Celery.
+    "dagster-k8s/config": {"container_config": {"resources": {
+        "limits": {"nvidia.com/gpu": "1"}}}},
+    "dagster-celery/queue": "gpu",
+}
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name="training",
+    kinds={"pytorch"},
+    deps=[formatted_datasets],
+    pool="gpu",
+    op_tags=GPU_TAGS,
+    description="A LoRA adapter fine-tuned on the user's formatted dataset, trained in its "
+                "own process (Dagster Pipes); resumes from its last checkpoint.",
+)
+def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig,
+                    store: CloneStore) -> dg.MaterializeResult:
+    settings = store.settings()
+    train_config = config.train_config()
+    inputs = runs.preflight(settings, context.partition_key, train_config,
+                            config.min_free_disk_gb)
+    run_id = runs.start_run(settings, inputs, train_config, context.run.run_id)
+    extras = {"config": train_config.as_dict(), "training_run_id": str(run_id),
+              "database_url": settings.database_url, "dagster_run_id": context.run.run_id,
+              "train_path": str(inputs.train_path), "eval_path": str(inputs.eval_path),
+              "output_dir": str(inputs.output_dir), "models_dir": str(settings.models_dir)}
+    try:
+        summary, history = _train_in_child(context, settings, run_id, extras)
+    except dg.DagsterExecutionInterruptedError:
+        runs.finish_run(settings, run_id, "cancelled")
+        raise
+    except Exception as exc:
+        runs.finish_run(settings, run_id, "failed", error=str(exc)[:2000])
+        raise
+    if summary["status"] == "cancelled":
+        runs.finish_run(settings, run_id, "cancelled", summary)
+        raise dg.Failure("training was stopped before it finished; materialise again to "
+                         "resume from the checkpoint")
+    runs.finish_run(settings, run_id, summary["status"], summary)
+    version = runs.record_model_version(settings, run_id, summary, context.run.run_id)
+    plot = runs.loss_curve_png(history, inputs.output_dir / "loss_curve.png",
+                               f"{context.partition_key}: fine-tuning loss")
+    image = base64.b64encode(plot.read_bytes()).decode()
+    return dg.MaterializeResult(metadata={
+        "training_run_id": str(run_id),
+        "model_version": version.version,
+        "adapter_path": dg.MetadataValue.path(summary["adapter_dir"]),
+        "adapter_sha256": version.adapter_sha256,
+        "status": summary["status"],
+        "steps": summary["step"],
+        "best_eval_loss": summary["best_eval_loss"],
+        "final_train_loss": summary["final_train_loss"],
+        "answer_tokens_trained": summary["tokens_trained"],
+        "train_seconds": summary["train_seconds"],
+        "precision": summary["precision"],
+        "hardware_profile": summary["hardware"]["profile"]["name"],
+        "loss_curve": dg.MetadataValue.md(f"![loss curve](data:image/png;base64,{image})"),
+        "loss_curve_path": dg.MetadataValue.path(str(plot)),
+    })
+
+
+def _train_in_child(context, settings, run_id, extras) -> tuple[dict, list[dict]]:
+    """Run the trainer in a child process, turning its metrics rows into live observations.
+
+    A terminated Dagster run raises DagsterExecutionInterruptedError here: the child gets
+    SIGINT, checkpoints at its next step boundary, and is killed if it has not exited within
+    STOP_GRACE_SECONDS, so the GPU is always freed.
+    """
+    history: list[dict] = []
+    with dg.open_pipes_session(context=context, extras=extras,
+                               context_injector=dg.PipesTempFileContextInjector(),
+                               message_reader=dg.PipesTempFileMessageReader()) as session:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "clone_pipeline.training.pipes_main"],
+            env={**os.environ, **session.get_bootstrap_env_vars()})
+        try:
+            while child.poll() is None:
+                time.sleep(1.0)
+                history += _observe(context, settings, run_id, history)
+        except dg.DagsterExecutionInterruptedError:
+            _stop(child)
+            raise
+        finally:
+            if child.poll() is None:
+                _stop(child)
+        history += _observe(context, settings, run_id, history)
+        if child.returncode != 0:
+            raise dg.Failure(f"training process exited with code {child.returncode}; see the "
+                             f"run's logs")
+    materialized = [r for r in session.get_results() if isinstance(r, dg.MaterializeResult)]
+    if not materialized:
+        raise dg.Failure("training process ended without reporting a result")
+    return materialized[-1].metadata["result"].value, history
+
+
+def _observe(context, settings, run_id, seen: list[dict]) -> list[dict]:
+    new = runs.metrics_after(settings, run_id, seen[-1]["step"] if seen else -1)
+    for metrics in new:
+        context.log_event(dg.AssetObservation(
+            asset_key=context.asset_key, partition=context.partition_key,
+            metadata={k: v for k, v in metrics.items() if v is not None}))
+    return new
+
+
+def _stop(child: subprocess.Popen) -> None:
+    child.send_signal(signal.SIGINT)
+    try:
+        child.wait(timeout=STOP_GRACE_SECONDS)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()

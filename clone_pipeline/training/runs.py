@@ -1,0 +1,170 @@
+"""Training runs in the domain database: pre-flight, bookkeeping, versions and plots."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from clone_pipeline.db import repository
+from clone_pipeline.db.models import (
+    FormattedTrainingData,
+    ModelVersion,
+    TrainingMetric,
+    TrainingRun,
+    utcnow,
+)
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.settings import Settings
+from clone_pipeline.training import local_tiny
+from clone_pipeline.training.config import TrainConfig
+
+
+class PreflightError(RuntimeError):
+    """Training cannot start; the message says what is missing and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainingInputs:
+    user_id: uuid.UUID
+    dataset_id: uuid.UUID
+    dataset_version: int
+    train_path: Path
+    eval_path: Path
+    output_dir: Path  # stable per (user, dataset, config): a re-run resumes here
+
+
+def config_hash(config: TrainConfig) -> str:
+    return hashlib.sha256(json.dumps(config.as_dict(), sort_keys=True, default=str)
+                          .encode()).hexdigest()[:12]
+
+
+def preflight(settings: Settings, external_id: str, config: TrainConfig,
+              min_free_disk_gb: float = 5.0) -> TrainingInputs:
+    """Check everything a run needs before any heavy work; raise PreflightError if not."""
+    with session_scope(settings.database_url) as session:
+        user = repository.get_user(session, external_id)
+        dataset = repository.latest_dataset(session, user.id)
+        if dataset is None or not dataset.ready:
+            why = "; ".join(dataset.readiness.get("reasons", [])) if dataset else \
+                "no collected dataset"
+            raise PreflightError(f"{external_id}: not ready for training ({why})")
+        formatted = session.scalar(
+            select(FormattedTrainingData).where(
+                FormattedTrainingData.dataset_id == dataset.id,
+                FormattedTrainingData.format == config.train_format)
+            .order_by(FormattedTrainingData.created_at.desc()).limit(1))
+        if formatted is None:
+            raise PreflightError(f"{external_id}: no {config.train_format!r} files for dataset "
+                                 f"v{dataset.version}; materialise formatted_datasets first")
+        train_path = settings.home / formatted.train_path
+        eval_path = settings.home / formatted.eval_path
+        if not train_path.is_file():
+            raise PreflightError(f"{train_path}: training file missing")
+        inputs = TrainingInputs(
+            user.id, dataset.id, dataset.version, train_path, eval_path,
+            settings.adapters_dir / external_id /
+            f"v{dataset.version:04d}-{config_hash(config)}")
+    _check_base_model(config.base_model)
+    inputs.output_dir.mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(inputs.output_dir).free / 2**30
+    if free_gb < min_free_disk_gb:
+        raise PreflightError(f"{free_gb:.1f} GB free under {settings.adapters_dir}; checkpoints "
+                             f"need at least {min_free_disk_gb:g} GB")
+    return inputs
+
+
+def _check_base_model(name: str) -> None:
+    if name == local_tiny.NAME:
+        return  # built offline on first use
+    from transformers import AutoConfig
+
+    try:
+        AutoConfig.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise PreflightError(f"base model {name!r} has no local files: give a local folder or "
+                             f"download it first (nothing is downloaded during a run)") from exc
+
+
+def start_run(settings: Settings, inputs: TrainingInputs, config: TrainConfig,
+              dagster_run_id: str | None) -> uuid.UUID:
+    with session_scope(settings.database_url) as session:
+        row = TrainingRun(user_id=inputs.user_id, dagster_run_id=dagster_run_id,
+                          dataset_id=inputs.dataset_id, status="running",
+                          base_model=config.base_model, config=config.as_dict(),
+                          checkpoint_path=str(inputs.output_dir / "checkpoint"),
+                          started_at=utcnow())
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def finish_run(settings: Settings, run_id: uuid.UUID, status: str,
+               summary: dict[str, Any] | None = None, error: str | None = None) -> None:
+    with session_scope(settings.database_url) as session:
+        row = session.get(TrainingRun, run_id)
+        row.status, row.finished_at, row.error = status, utcnow(), error
+        if summary:
+            row.hardware = summary.get("hardware") or {}
+
+
+def record_model_version(settings: Settings, run_id: uuid.UUID, summary: dict[str, Any],
+                         dagster_run_id: str | None) -> ModelVersion:
+    adapter = Path(summary["adapter_dir"])
+    sha = hashlib.sha256((adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
+    with session_scope(settings.database_url) as session:
+        run = session.get(TrainingRun, run_id)
+        top = session.scalar(select(func.max(ModelVersion.version))
+                             .where(ModelVersion.user_id == run.user_id))
+        version = ModelVersion(
+            user_id=run.user_id, training_run_id=run.id, dagster_run_id=dagster_run_id,
+            version=(top or 0) + 1, base_model=run.base_model, adapter_path=str(adapter),
+            adapter_sha256=sha, status="trained",
+            metrics={k: summary[k] for k in ("best_eval_loss", "final_train_loss", "step",
+                                             "tokens_trained", "train_seconds")})
+        session.add(version)
+        session.flush()
+        return version
+
+
+def metrics_after(settings: Settings, run_id: uuid.UUID, step: int) -> list[dict[str, Any]]:
+    """training_metrics rows of *run_id* with a step above *step*, in order."""
+    columns = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm",
+               "tokens_per_second", "percent_complete", "eta_seconds", "gpu_utilization",
+               "vram_used_mb", "gpu_temperature_c")
+    with session_scope(settings.database_url) as session:
+        rows = session.scalars(select(TrainingMetric).where(
+            TrainingMetric.training_run_id == run_id, TrainingMetric.step > step)
+            .order_by(TrainingMetric.step))
+        return [{c: getattr(r, c) for c in columns} for r in rows]
+
+
+def loss_curve_png(metrics: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Training and held-out loss against step, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
+    ax.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], label="train loss")
+    evals = [m for m in metrics if m.get("eval_loss") is not None]
+    if evals:
+        ax.plot([m["step"] for m in evals], [m["eval_loss"] for m in evals], "o-",
+                label="held-out loss")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (nats per answer token)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

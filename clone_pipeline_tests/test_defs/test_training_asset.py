@@ -1,0 +1,58 @@
+"""trained_adapter through a real Dagster run: a child process over Pipes, metrics rows,
+live observations, a model version and a loss curve."""
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+from sqlalchemy import select
+
+from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.defs.launch import run_job_for_user
+
+TRAIN = {"max_steps": 6, "batch_size": 4, "context_length": 512, "learning_rate": 3e-3,
+         "eval_steps": 3, "min_free_disk_gb": 0.1}
+
+
+def test_complete_workflow_trains_an_adapter(env_settings, instance, import_persona):
+    import_persona("walter-okafor")
+    outcome = run_job_for_user(instance, "complete_workflow", "walter-okafor",
+                               {"ops": {"trained_adapter": {"config": TRAIN}}})
+    assert outcome.success, outcome.error
+    assert "trained_adapter" in outcome.materialized
+
+    with session_scope(env_settings.database_url) as s:
+        run = s.scalars(select(TrainingRun)).one()
+        assert run.status == "completed" and run.dagster_run_id == outcome.run_id
+        assert run.hardware["profile"]["name"] == "cpu"
+        steps = [m.step for m in s.scalars(select(TrainingMetric)
+                                           .order_by(TrainingMetric.step))]
+        assert steps == [1, 2, 3, 4, 5, 6]
+        metrics = s.scalars(select(TrainingMetric)).all()
+        assert all(m.gpu_utilization is None and m.vram_used_mb is None for m in metrics)
+        assert sum(m.eval_loss is not None for m in metrics) == 2
+        version = s.scalars(select(ModelVersion)).one()
+        adapter = Path(version.adapter_path) / "adapter_model.safetensors"
+        assert version.adapter_sha256 == hashlib.sha256(adapter.read_bytes()).hexdigest()
+
+    observations = instance.fetch_observations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_adapter"),
+                              asset_partitions=["walter-okafor"]), limit=50).records
+    assert sorted(o.asset_observation.metadata["step"].value for o in observations) == \
+        [1, 2, 3, 4, 5, 6]
+    [materialization] = instance.fetch_materializations(
+        dg.AssetKey("trained_adapter"), limit=1).records
+    metadata = materialization.asset_materialization.metadata
+    assert metadata["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
+    assert metadata["model_version"].value == 1 and metadata["steps"].value == 6
+
+
+def test_preflight_refuses_a_user_who_is_not_ready(env_settings, instance, import_persona):
+    import_persona("rosa-delgado")
+    run_job_for_user(instance, "data_only", "rosa-delgado")
+    outcome = run_job_for_user(instance, "train_cpu_demo", "rosa-delgado")
+    assert not outcome.success
+    assert "not ready for training" in outcome.error
+    with session_scope(env_settings.database_url) as s:
+        assert s.scalars(select(TrainingRun)).all() == []
