@@ -265,6 +265,99 @@ def demo(skip_import: bool) -> None:
                   f"dagster dev -w workspace.yaml")
 
 
+@main.command()
+@click.argument("run_id")
+@click.option("--detailed", is_flag=True,
+              help="Also show the loss progression and the GPU history.")
+@click.option("--follow/--no-follow", default=True, show_default=True,
+              help="Keep updating until the run ends.")
+def progress(run_id: str, detailed: bool, follow: bool) -> None:
+    """Live progress of a training run (its id or the Dagster run id)."""
+    import time
+
+    from clone_pipeline.training import runs
+
+    settings = _settings()
+    _ensure_ready(settings)
+    run = runs.find_run(settings, run_id)
+    if run is None:
+        err_console.print(f"no training run {run_id!r}")
+        sys.exit(1)
+    history: list[dict] = []
+    with Progress(TextColumn("{task.description}"), BarColumn(),
+                  TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(),
+                  TextColumn("{task.fields[figures]}"), console=console) as bar:
+        task = bar.add_task(f"{run['user']} ({run['status']})", total=100, figures="")
+        while True:
+            history += runs.metrics_after(settings, run["id"],
+                                          history[-1]["step"] if history else -1)
+            run = runs.find_run(settings, str(run["id"]))
+            if history:
+                bar.update(task, completed=history[-1]["percent_complete"] or 0,
+                           description=f"{run['user']} ({run['status']})",
+                           figures=_figures(history[-1]))
+            if not follow or run["status"] != "running":
+                break
+            time.sleep(2)
+    if run["error"]:
+        console.print(f"error: {run['error']}")
+    if detailed and history:
+        console.print(_history_table(history))
+
+
+def _figures(m: dict) -> str:
+    def show(value, fmt, unit=""):
+        return "unavailable" if value is None else f"{value:{fmt}}{unit}"
+
+    gpu = ("GPU unavailable" if m["gpu_utilization"] is None and m["vram_used_mb"] is None
+           else f"GPU {show(m['gpu_utilization'], '.0f', '%')} "
+                f"{show(m['vram_used_mb'], '.0f', ' MB')} "
+                f"{show(m['gpu_temperature_c'], '.0f', ' C')}")
+    return (f"step {m['step']} loss {m['loss']:.4f} eval {show(m['eval_loss'], '.4f')} "
+            f"{show(m['tokens_per_second'], '.0f', ' tok/s')} "
+            f"ETA {show(m['eta_seconds'], '.0f', ' s')} {gpu}")
+
+
+def _history_table(history: list[dict]) -> Table:
+    """The seed's analytics: loss progression and GPU history, about 20 rows."""
+    table = Table(title="Loss progression and GPU history")
+    for col in ("step", "epoch", "loss", "eval loss", "lr", "tok/s", "GPU %", "VRAM MB",
+                "temp C"):
+        table.add_column(col, justify="right")
+    stride = max(1, len(history) // 20)
+    rows = history[::stride] + ([history[-1]] if (len(history) - 1) % stride else [])
+    for m in rows:
+        table.add_row(*(str(v) if v is not None else "-" for v in (
+            m["step"], m["epoch"], m["loss"], m["eval_loss"],
+            f"{m['learning_rate']:.2e}" if m["learning_rate"] is not None else None,
+            m["tokens_per_second"], m["gpu_utilization"], m["vram_used_mb"],
+            m["gpu_temperature_c"])))
+    return table
+
+
+@main.command()
+@click.option("--profile", default="auto", show_default=True,
+              help="Hardware profile to resolve: auto, cpu, rtx5090, a100, h100.")
+def gpu(profile: str) -> None:
+    """GPU status read through NVML, and the training profile this machine gets."""
+    from clone_pipeline.training.hardware import select_profile
+
+    report = select_profile(profile)
+    p = report.profile
+    console.print(f"profile    {p.name} ({p.device}, {p.precision}, attention {p.attention}, "
+                  f"gradient checkpointing {'on' if p.gradient_checkpointing else 'off'})")
+    console.print(f"NVML       {report.nvml}")
+    for g in report.gpus:
+        def show(v, unit):
+            return "unavailable" if v is None else f"{v:.0f}{unit}"
+
+        console.print(f"GPU {g.index}      {g.name}: {g.memory_used_mb:.0f}/"
+                      f"{g.memory_total_mb:.0f} MB, {show(g.utilization_pct, '%')}, "
+                      f"{show(g.temperature_c, ' C')}, {show(g.power_w, ' W')}")
+    if not report.gpus:
+        console.print("GPUs       none found")
+
+
 def _safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from clone_pipeline.cli import main
 from clone_pipeline.demo import PERSONAS_DIR
 
-COMMANDS = ["init", "import", "users", "run", "demo", "remove-user"]
+COMMANDS = ["init", "import", "users", "run", "demo", "remove-user", "progress", "gpu"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
@@ -74,3 +74,13 @@ def test_run_for_unknown_user_fails_clearly(cli_env):
     result = cli_env("run", "nobody-here")
     assert result.returncode == 1
     assert "no user 'nobody-here'" in result.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a CPU machine")
+def test_gpu_on_a_cpu_machine_invents_nothing():
+    result = CliRunner().invoke(main, ["gpu"])
+    assert result.exit_code == 0
+    assert "profile    cpu (cpu, fp32" in result.output
+    assert "GPUs       none found" in result.output and " MB" not in result.output
+    refused = CliRunner().invoke(main, ["gpu", "--profile", "h100"])
+    assert refused.exit_code != 0 and "needs a CUDA GPU" in str(refused.exception)

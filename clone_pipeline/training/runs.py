@@ -18,6 +18,7 @@ from clone_pipeline.db.models import (
     ModelVersion,
     TrainingMetric,
     TrainingRun,
+    User,
     utcnow,
 )
 from clone_pipeline.db.session import session_scope
@@ -131,6 +132,26 @@ def record_model_version(settings: Settings, run_id: uuid.UUID, summary: dict[st
         session.add(version)
         session.flush()
         return version
+
+
+def find_run(settings: Settings, run_id: str) -> dict[str, Any] | None:
+    """A training run by its own id or by the Dagster run id that launched it."""
+    with session_scope(settings.database_url) as session:
+        query = select(TrainingRun)
+        try:
+            query = query.where(TrainingRun.id == uuid.UUID(run_id))
+            row = session.scalar(query)
+        except ValueError:
+            row = None
+        row = row or session.scalar(select(TrainingRun).where(
+            TrainingRun.dagster_run_id == run_id).order_by(TrainingRun.created_at.desc()))
+        if row is None:
+            return None
+        user = session.get(User, row.user_id)
+        return {"id": row.id, "user": user.external_id, "status": row.status,
+                "base_model": row.base_model, "dagster_run_id": row.dagster_run_id,
+                "started_at": row.started_at, "finished_at": row.finished_at,
+                "error": row.error}
 
 
 def metrics_after(settings: Settings, run_id: uuid.UUID, step: int) -> list[dict[str, Any]]:

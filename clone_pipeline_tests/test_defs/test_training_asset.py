@@ -5,8 +5,10 @@ import hashlib
 from pathlib import Path
 
 import dagster as dg
+from click.testing import CliRunner
 from sqlalchemy import select
 
+from clone_pipeline.cli import main
 from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.defs.launch import run_job_for_user
@@ -41,6 +43,12 @@ def test_complete_workflow_trains_an_adapter(env_settings, instance, import_pers
                               asset_partitions=["walter-okafor"]), limit=50).records
     assert sorted(o.asset_observation.metadata["step"].value for o in observations) == \
         [1, 2, 3, 4, 5, 6]
+    progress = CliRunner().invoke(main, ["progress", outcome.run_id, "--no-follow",
+                                         "--detailed"])
+    assert progress.exit_code == 0, progress.output
+    assert "walter-okafor (completed)" in progress.output and "step 6" in progress.output
+    assert "Loss progression" in progress.output
+
     [materialization] = instance.fetch_materializations(
         dg.AssetKey("trained_adapter"), limit=1).records
     metadata = materialization.asset_materialization.metadata
