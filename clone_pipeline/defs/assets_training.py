@@ -130,3 +130,49 @@ def _stop(child: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         child.kill()
         child.wait()
+
+
+@dg.asset(
+    partitions_def=users,
+    group_name="training",
+    kinds={"pytorch"},
+    deps=[trained_adapter],
+    pool="gpu",
+    op_tags=GPU_TAGS,
+    check_specs=[dg.AssetCheckSpec(
+        "beats_base", asset="model_evaluation", blocking=True,
+        description="The adapter's perplexity on held-out answers is below its base model's; "
+                    "deployment waits for this.")],
+    description="The newest adapter judged on held-out questions: perplexity against its base, "
+                "persona similarity and style against other people, coherence, samples.",
+)
+def model_evaluation(context: dg.AssetExecutionContext,
+                     store: CloneStore) -> dg.MaterializeResult:
+    settings = store.settings()
+    version, report = runs.evaluate_latest_version(settings, context.partition_key)
+    samples = "\n\n".join(f"**Q:** {s['question']}\n\n*adapter:* {s['adapter']}\n\n"
+                          f"*base:* {s['base']}" for s in report.samples)
+    context.log.info(f"{context.partition_key} v{version.version}: perplexity "
+                     f"{report.base_perplexity} -> {report.adapter_perplexity}")
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": version.version,
+            "base_perplexity": report.base_perplexity,
+            "adapter_perplexity": report.adapter_perplexity,
+            "persona_similarity": report.persona_similarity,
+            "control_similarity": report.control_similarity,
+            "style_distance": report.style_distance,
+            "control_style_distance": report.control_style_distance,
+            "base_coherence": report.base_coherence,
+            "adapter_coherence": report.adapter_coherence,
+            "questions": report.questions,
+            "samples": dg.MetadataValue.md(samples),
+        },
+        check_results=[dg.AssetCheckResult(
+            check_name="beats_base", passed=report.beats_base,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=(f"held-out perplexity {report.adapter_perplexity} vs base "
+                         f"{report.base_perplexity}"),
+            metadata={"base_perplexity": report.base_perplexity,
+                      "adapter_perplexity": report.adapter_perplexity})],
+    )

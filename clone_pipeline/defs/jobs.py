@@ -3,7 +3,7 @@
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
-from clone_pipeline.defs.assets_training import trained_adapter
+from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.training_config import PRESETS
 
 data_only = dg.define_asset_job(
@@ -15,8 +15,8 @@ data_only = dg.define_asset_job(
 complete_workflow = dg.define_asset_job(
     "complete_workflow",
     selection=dg.AssetSelection.assets(collected_training_data, formatted_datasets,
-                                       trained_adapter),
-    description="Everything for one user: data, then training (evaluation, voice and "
+                                       trained_adapter, model_evaluation),
+    description="Everything for one user: data, training and evaluation (voice and "
                 "deployment join as their assets land).",
 )
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from clone_pipeline.data.formats import record_messages
 from clone_pipeline.db import repository
 from clone_pipeline.db.models import (
     FormattedTrainingData,
@@ -189,3 +190,55 @@ def loss_curve_png(metrics: list[dict[str, Any]], path: Path, title: str) -> Pat
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def evaluate_latest_version(settings: Settings, external_id: str, max_questions: int = 12,
+                            max_control_texts: int = 200) -> tuple[ModelVersion, Any]:
+    """Evaluate the user's newest model version on its dataset's held-out questions, against
+    its base and with other users' answers as the control; store the figures on the version.
+    """
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from clone_pipeline.data.store import read_jsonl
+    from clone_pipeline.training.evaluation import evaluate
+    from clone_pipeline.training.trainer import resolve_base_model
+
+    with session_scope(settings.database_url) as session:
+        user = repository.get_user(session, external_id)
+        version = session.scalar(select(ModelVersion).where(ModelVersion.user_id == user.id)
+                                 .order_by(ModelVersion.version.desc()).limit(1))
+        if version is None:
+            raise PreflightError(f"{external_id}: no trained adapter to evaluate")
+        run = session.get(TrainingRun, version.training_run_id)
+        fmt = run.config.get("train_format", "conversational")
+        formatted = session.scalar(select(FormattedTrainingData).where(
+            FormattedTrainingData.dataset_id == run.dataset_id,
+            FormattedTrainingData.format == fmt)
+            .order_by(FormattedTrainingData.created_at.desc()).limit(1))
+        others = []
+        for other in session.scalars(select(User).where(User.id != user.id)):
+            dataset = repository.latest_dataset(session, other.id)
+            if dataset is not None:
+                others += [r["answer"] for r in read_jsonl(settings.home / dataset.path)
+                           if r["source"] == "responses"]
+        context_length = run.config.get("context_length", 1024)
+        adapter_path, version_id = version.adapter_path, version.id
+    eval_records = list(read_jsonl(settings.home / formatted.eval_path))
+    if not eval_records:
+        raise PreflightError(f"{external_id}: the dataset holds out no questions to evaluate "
+                             f"on (eval_fraction is 0?)")
+    base = AutoModelForCausalLM.from_pretrained(
+        resolve_base_model(run.base_model, settings.models_dir), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_path, local_files_only=True)
+    model = PeftModel.from_pretrained(base, adapter_path)
+    own = [record_messages(fmt, r)[-1]["content"] for r in eval_records]
+    report = evaluate(model, tokenizer, eval_records, own, others[:max_control_texts], fmt,
+                      context_length, max_questions)
+    with session_scope(settings.database_url) as session:
+        row = session.get(ModelVersion, version_id)
+        row.metrics = {**row.metrics, "evaluation": report.as_dict()}
+        row.status = "evaluated"
+        session.flush()
+        return row, report
+

@@ -1,5 +1,5 @@
-"""trained_adapter through a real Dagster run: a child process over Pipes, metrics rows,
-live observations, a model version and a loss curve."""
+"""trained_adapter and model_evaluation through a real Dagster run: a child process over
+Pipes, metrics rows, live observations, a model version, a loss curve and the evaluation."""
 
 import hashlib
 from pathlib import Path
@@ -17,12 +17,16 @@ TRAIN = {"max_steps": 6, "batch_size": 4, "context_length": 512, "learning_rate"
          "eval_steps": 3, "min_free_disk_gb": 0.1}
 
 
-def test_complete_workflow_trains_an_adapter(env_settings, instance, import_persona):
+def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instance,
+                                                           import_persona):
+    import_persona("margaret-ellis")  # another person: the evaluation's control
+    assert run_job_for_user(instance, "data_only", "margaret-ellis").success
     import_persona("walter-okafor")
     outcome = run_job_for_user(instance, "complete_workflow", "walter-okafor",
                                {"ops": {"trained_adapter": {"config": TRAIN}}})
     assert outcome.success, outcome.error
-    assert "trained_adapter" in outcome.materialized
+    assert {"trained_adapter", "model_evaluation"} <= set(outcome.materialized)
+    assert not outcome.failed_checks  # beats_base passed
 
     with session_scope(env_settings.database_url) as s:
         run = s.scalars(select(TrainingRun)).one()
@@ -37,6 +41,11 @@ def test_complete_workflow_trains_an_adapter(env_settings, instance, import_pers
         version = s.scalars(select(ModelVersion)).one()
         adapter = Path(version.adapter_path) / "adapter_model.safetensors"
         assert version.adapter_sha256 == hashlib.sha256(adapter.read_bytes()).hexdigest()
+        evaluation = version.metrics["evaluation"]
+        assert version.status == "evaluated" and evaluation["beats_base"]
+        assert evaluation["adapter_perplexity"] < evaluation["base_perplexity"]
+        assert evaluation["control_similarity"] is not None and evaluation["questions"] > 0
+        assert -1 <= evaluation["persona_similarity"] <= 1
 
     observations = instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_adapter"),
