@@ -38,10 +38,27 @@ def write_dagster_yaml(settings: Settings, template: Path | None,
 
 
 def initialise(settings: Settings, template: Path | None = None) -> Path:
-    """Create folders, migrate the domain database, write the Dagster instance config."""
+    """Create folders, migrate the domain database, write the Dagster instance config and
+    create Dagster's storage."""
     settings.ensure_dirs()
     migrate(settings.database_url)
-    return write_dagster_yaml(settings, template)
+    written = write_dagster_yaml(settings, template)
+    prepare_dagster_storage(settings.dagster_home)
+    return written
+
+
+def prepare_dagster_storage(dagster_home: Path) -> None:
+    """Create and stamp Dagster's run, event-log and schedule storage now, in one process.
+
+    Left to `dagster dev`, the webserver, daemon and code server all create a fresh SQLite
+    instance at once and can stamp its Alembic table twice ("more than one head").
+    """
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions("users")
+        instance.all_instigator_state()
 
 
 def default_template() -> Path | None:

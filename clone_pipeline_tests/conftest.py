@@ -21,8 +21,20 @@ PG_ADMIN_URL = os.environ.get("CLONE_TEST_PG_ADMIN_URL",
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """One tokenizer build for the whole session (it is keyed by recipe hash anyway)."""
+    """One tokenizer and base-model build for the whole session (keyed by recipe hash)."""
     return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def local_tiny(models_dir):
+    """The real local-tiny base, pretrained once per session (about a minute on 2 cores)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from clone_pipeline.training.local_tiny import ensure_base_model
+
+    path = ensure_base_model(models_dir)
+    return (AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval(),
+            AutoTokenizer.from_pretrained(path, local_files_only=True), path)
 
 
 def _settings(home: Path, models_dir: Path, database_url: str | None = None) -> Settings:

@@ -136,3 +136,16 @@ def collate(batch: list[PackedSequence], pad_id: int, block_mask: bool = True
     if mask is not None:
         out["attention_mask"] = mask
     return out
+
+
+def answer_loss(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Summed next-token cross-entropy over labelled (answer) tokens, and their count.
+
+    Summed, not averaged, so callers can divide by the count of a whole batch: gradient
+    accumulation then gives exactly the full-batch mean.
+    """
+    targets = labels[:, 1:]
+    loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+        ignore_index=IGNORE, reduction="sum")
+    return loss, int((targets != IGNORE).sum())

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from clone_pipeline.data.formats import record_messages
-from clone_pipeline.training.collate import collate, pack, tokenize_record
+from clone_pipeline.training.collate import answer_loss, collate, pack, tokenize_record
 
 FUNCTION_WORDS = ("the", "and", "a", "to", "of", "i", "in", "it", "you", "that", "was", "my",
                   "we", "but", "so", "for", "with", "on", "is", "me", "all", "just", "not",
@@ -103,11 +103,8 @@ def answer_perplexity(model, tokenizer, fmt: str, records: list[dict], context_l
     for seq in pack(examples, context_length):
         batch = {k: v.to(device) for k, v in collate([seq], tokenizer.pad_token_id).items()}
         labels = batch.pop("labels")
-        logits = model(**batch).logits.float()
-        total += torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
-            ignore_index=-100, reduction="sum").item()
-        count += int((labels[:, 1:] != -100).sum())
+        loss, n = answer_loss(model(**batch).logits, labels)
+        total, count = total + loss.item(), count + n
     return math.exp(total / max(count, 1))
 
 

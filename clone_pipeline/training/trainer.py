@@ -24,6 +24,7 @@ import torch
 from clone_pipeline.training.collate import (
     PackedSequence,
     TokenizedExample,
+    answer_loss,
     collate,
     pack,
     tokenize_record,
@@ -218,13 +219,8 @@ class Trainer:
         labels = batch.pop("labels")
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            logits = self.model(**batch).logits.float()
-        # Sum over label tokens; the caller divides by the whole batch's label count so
-        # gradient accumulation gives exactly the full-batch mean.
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.size(-1)), labels[:, 1:].reshape(-1),
-            ignore_index=-100, reduction="sum")
-        return loss, int((labels[:, 1:] != -100).sum())
+            logits = self.model(**batch).logits
+        return answer_loss(logits, labels)
 
     def _train_step(self, indices: list[int]) -> tuple[float, float, int]:
         seqs = [self.train_seqs[i] for i in indices]

@@ -41,14 +41,15 @@ def _steps(db_url: str, dagster_run_id: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_terminate_then_resume_through_dagster(tmp_path, models_dir):
+def test_terminate_then_resume_through_dagster(tmp_path, models_dir, local_tiny):
+    # local_tiny: the base is built before the server starts, so the run trains at once
     with dagster_dev(tmp_path, models_dir, [PERSONAS_DIR / USER]) as (env, port), \
             dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
         db_url = f"sqlite:///{Path(env['CLONE_HOME']) / 'clone.db'}"
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         wait_for(lambda: any(r.status == dg.DagsterRunStatus.SUCCESS for r in
                              instance.get_runs(dg.RunsFilter(job_name="data_only"))),
-                 240, "the sensor's data run")
+                 300, "the sensor's data run")
 
         def launch() -> str:
             return client.submit_job_execution(
