@@ -15,6 +15,7 @@ from clone_pipeline.db.models import (
     FormattedTrainingData,
     LifeStory,
     MilestoneMessage,
+    ModelVersion,
     Response,
     TrainingDataset,
     User,
@@ -89,6 +90,16 @@ def latest_formatted_summary(session: Session, external_id: str) -> dict[str, in
         FormattedTrainingData.dataset_id == latest.dataset_id,
         FormattedTrainingData.dagster_run_id == latest.dagster_run_id)).all()
     return {"train": latest.train_count, "eval": latest.eval_count, "formats": len(rows)}
+
+
+def latest_evaluation(session: Session, external_id: str) -> dict[str, Any] | None:
+    """The evaluation figures of the user's newest model version, with its version number."""
+    user = get_user(session, external_id)
+    version = session.scalar(select(ModelVersion).where(ModelVersion.user_id == user.id)
+                             .order_by(ModelVersion.version.desc()).limit(1))
+    if version is None or "evaluation" not in (version.metrics or {}):
+        return None
+    return {"version": version.version, **version.metrics["evaluation"]}
 
 
 def users_overview(session: Session) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import dagster as dg
 
@@ -15,6 +16,8 @@ from clone_pipeline.defs.resources import CloneStore
 from clone_pipeline.defs.training_config import TrainingRunConfig
 from clone_pipeline.training import runs
 
+# Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
+warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
 STOP_GRACE_SECONDS = 30  # a terminated run's child must checkpoint and exit within this
 GPU_TAGS = {
     # Read by the executors that place work: Kubernetes (one GPU per step pod) and Celery.
