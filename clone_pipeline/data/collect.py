@@ -52,6 +52,18 @@ class SourceMaterial:
     life_stories: list[dict[str, Any]] = field(default_factory=list)
     milestone_messages: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def from_export(cls, doc: dict[str, Any]) -> SourceMaterial:
+        """Material straight from a (validated) user-export document, without a database."""
+        def items(key: str) -> list[dict[str, Any]]:
+            return [{**item, "item_id": item["id"]} for item in doc.get(key) or []]
+
+        user = doc["user"]
+        return cls(external_id=user["external_id"], display_name=user["display_name"],
+                   persona=user.get("persona") or {}, birth_year=user.get("birth_year"),
+                   responses=items("responses"), life_stories=items("life_stories"),
+                   milestone_messages=items("milestone_messages"))
+
 
 @dataclass
 class Collection:

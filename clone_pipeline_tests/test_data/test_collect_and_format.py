@@ -13,25 +13,13 @@ from clone_pipeline.data.validate import validate_files
 from clone_pipeline.training.base_models import load_tokenizer
 
 
-def material_from(doc: dict) -> SourceMaterial:
-    def items(key):
-        return [{**item, "item_id": item["id"]} for item in doc.get(key, [])]
-
-    return SourceMaterial(external_id=doc["user"]["external_id"],
-                          display_name=doc["user"]["display_name"],
-                          persona=doc["user"].get("persona", {}),
-                          birth_year=doc["user"].get("birth_year"),
-                          responses=items("responses"), life_stories=items("life_stories"),
-                          milestone_messages=items("milestone_messages"))
-
-
 @pytest.fixture(scope="module")
 def tokenizer(models_dir):
     return load_tokenizer("local-tiny", models_dir)
 
 
 def test_ready_persona(persona):
-    c = collect(material_from(persona("margaret-ellis")))
+    c = collect(SourceMaterial.from_export(persona("margaret-ellis")))
     assert c.readiness.ready and c.readiness.score == 100 and not c.readiness.reasons
     m = c.metrics
     assert m.sources == {"responses": 70, "life_stories": 10, "milestone_messages": 10}
@@ -44,7 +32,7 @@ def test_ready_persona(persona):
 
 
 def test_not_ready_persona_says_why(persona):
-    c = collect(material_from(persona("rosa-delgado")))
+    c = collect(SourceMaterial.from_export(persona("rosa-delgado")))
     assert not c.readiness.ready
     assert c.readiness.reasons == ["3 question categories covered; at least 5 needed"]
     assert 0 < c.readiness.score < 100
@@ -52,10 +40,10 @@ def test_not_ready_persona_says_why(persona):
 
 def test_options_change_what_is_collected(persona):
     doc = persona("margaret-ellis")
-    c = collect(material_from(doc), CollectOptions(include_life_stories=False,
+    c = collect(SourceMaterial.from_export(doc), CollectOptions(include_life_stories=False,
                                                    include_milestones=False))
     assert c.metrics.sources == {"responses": 70}
-    strict = collect(material_from(doc), CollectOptions(min_word_count=80))
+    strict = collect(SourceMaterial.from_export(doc), CollectOptions(min_word_count=80))
     assert strict.skipped["below_min_word_count"] > 0
     assert not strict.readiness.ready
 
@@ -72,7 +60,7 @@ def test_bad_answers_are_skipped_with_counts(persona):
     doc["responses"][6]["answer"] = ("Robert'); DROP TABLE responses;-- was what the kids "
                                      "typed into my computer once, and I laughed for a week "
                                      "because it did nothing at all to the old machine.")
-    c = collect(material_from(doc))
+    c = collect(SourceMaterial.from_export(doc))
     assert c.skipped["empty_or_no_words"] == 3
     assert c.skipped["exact_duplicate"] == 1
     by_id = {e.id: e for e in c.examples}
@@ -92,7 +80,7 @@ def test_every_format_renders_and_validates(persona, tokenizer, tmp_path, monkey
 
     monkeypatch.setattr(format_dataset, "PARALLEL_MIN_EXAMPLES", 1)
     doc = persona("margaret-ellis")
-    c = collect(material_from(doc))
+    c = collect(SourceMaterial.from_export(doc))
     system = system_prompt("Margaret Ellis", doc["user"]["persona"], 1948,
                            "legacy_preservation")
     out = format_examples(c.examples, system, tokenizer, FormatOptions(max_length=512))
@@ -121,7 +109,7 @@ def test_split_holds_out_whole_questions(persona, tokenizer):
     for i in range(5):  # the same question answered twice must stay on one side
         doc["responses"].append({**doc["responses"][i], "id": f"again-{i}",
                                  "answer": doc["life_stories"][i]["content"][:400]})
-    c = collect(material_from(doc))
+    c = collect(SourceMaterial.from_export(doc))
     out = format_examples(c.examples, None, tokenizer, FormatOptions(eval_fraction=0.2))
     train_q = {e.group for e in out.train_examples}
     eval_q = {e.group for e in out.eval_examples}
@@ -130,7 +118,7 @@ def test_split_holds_out_whole_questions(persona, tokenizer):
 
 
 def test_max_length_truncates_at_sentences_and_drops_what_cannot_fit(persona, tokenizer):
-    c = collect(material_from(persona("walter-okafor")))
+    c = collect(SourceMaterial.from_export(persona("walter-okafor")))
     out = format_examples(c.examples, "short system", tokenizer,
                           FormatOptions(max_length=96, formats=("chat", "openai")))
     assert out.truncated > 0
@@ -173,9 +161,10 @@ def test_casual_and_legacy_prompts_use_the_persona():
 def test_parallel_cleaning_matches_serial(persona, monkeypatch):
     from clone_pipeline.data import collect as collect_module
 
-    material = material_from(persona("walter-okafor"))
+    material = SourceMaterial.from_export(persona("walter-okafor"))
     serial = collect(material, CollectOptions(workers=1))
     monkeypatch.setattr(collect_module, "_CHUNK", 25)  # several chunks from a small user
-    parallel = collect(material_from(persona("walter-okafor")), CollectOptions(workers=2))
+    parallel = collect(SourceMaterial.from_export(persona("walter-okafor")),
+                       CollectOptions(workers=2))
     assert [e.as_dict() for e in parallel.examples] == [e.as_dict() for e in serial.examples]
     assert parallel.skipped == serial.skipped and parallel.redactions == serial.redactions
