@@ -44,7 +44,9 @@ ui: setup
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 bench: setup
+	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/data_pipeline.py
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:
 	rm -rf $(VENV) .clone_home .pytest_cache .ruff_cache
