@@ -20,7 +20,6 @@ class Settings:
     database_url: str
     dagster_home: Path
     models_dir: Path
-    hardware_profile: str = "auto"
 
     @property
     def datasets_dir(self) -> Path:
@@ -52,7 +51,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     DAGSTER_HOME         Dagster instance folder (default: CLONE_HOME/dagster)
     CLONE_MODELS_DIR     base models and tokenizers (default CLONE_HOME/models; may be
                          shared between data roots)
-    CLONE_HARDWARE       hardware profile: auto, cpu, rtx5090, a100, h100
     """
     env = os.environ if env is None else env
     home = Path(env.get("CLONE_HOME") or DEFAULT_HOME).expanduser().resolve()
@@ -63,5 +61,4 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         dagster_home=dagster_home,
         models_dir=Path(env.get("CLONE_MODELS_DIR") or home / "models").expanduser().resolve(),
-        hardware_profile=env.get("CLONE_HARDWARE", "auto"),
     )

@@ -82,8 +82,8 @@ def collect_user_data(settings: Settings, external_id: str, options: CollectOpti
 
 
 def format_user_data(settings: Settings, external_id: str, options: FormatOptions, *,
-                     tokenizer_name: str, template_style: str, run_id: str | None = None,
-                     require_ready: bool = True) -> FormattedDataset:
+                     tokenizer_name: str, template_style: str, run_id: str | None = None
+                     ) -> FormattedDataset:
     """Render the user's latest dataset in every format, split by question, one row each."""
     tokenizer = load_tokenizer(tokenizer_name, settings.models_dir)
     with session_scope(settings.database_url) as session:
@@ -92,7 +92,7 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
         if dataset is None:
             raise NotReadyError(f"{external_id}: no collected dataset yet; materialise "
                                 f"collected_training_data first")
-        if require_ready and not dataset.ready:
+        if not dataset.ready:
             reasons = "; ".join(dataset.readiness.get("reasons", []))
             raise NotReadyError(f"{external_id}: dataset v{dataset.version} is not ready "
                                 f"for training ({reasons})")

@@ -71,13 +71,6 @@ def dataset_version_for(session: Session, user_id: uuid.UUID, sha256: str) -> in
     return (top or 0) + 1
 
 
-def formatted_for_dataset(session: Session, dataset_id: uuid.UUID
-                          ) -> list[FormattedTrainingData]:
-    return list(session.scalars(select(FormattedTrainingData)
-                                .where(FormattedTrainingData.dataset_id == dataset_id)
-                                .order_by(FormattedTrainingData.format)))
-
-
 def latest_formatted_summary(session: Session, external_id: str) -> dict[str, int] | None:
     """Train/eval example counts and number of formats of the user's latest formatting run."""
     user = get_user(session, external_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 QUANTIZATION = ("none", "4bit", "8bit")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -42,7 +42,6 @@ class TrainConfig:
     # Tokens one micro-batch may hold before it counts as out of memory. 0 = no cap. Used to
     # exercise the out-of-memory back-off without exhausting a real device.
     memory_cap_tokens: int = 0
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.quantization not in QUANTIZATION:
