@@ -72,3 +72,10 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the domain schema up to *revision* (idempotent)."""
     command.upgrade(alembic_config(url), revision)
+
+
+@lru_cache(maxsize=8)
+def ensure_schema(url: str) -> None:
+    """Migrate to head once per process: long-lived callers (sensor ticks, every asset step)
+    should not re-run Alembic's version check each time."""
+    migrate(url)

@@ -6,7 +6,7 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from clone_pipeline.db.session import migrate
+from clone_pipeline.db.session import ensure_schema
 from clone_pipeline.settings import Settings, load_settings
 
 
@@ -27,5 +27,5 @@ class CloneStore(dg.ConfigurableResource):
             env["CLONE_DATABASE_URL"] = self.database_url
         settings = load_settings({**os.environ, **env})
         settings.ensure_dirs()
-        migrate(settings.database_url)  # idempotent; a fresh deployment just works
+        ensure_schema(settings.database_url)  # a fresh deployment just works
         return settings
