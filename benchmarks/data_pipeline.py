@@ -17,10 +17,10 @@ import os
 import random
 import re
 import resource
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from harness import emit, run_child
 
 TARGET_SECONDS = 30.0  # the whole data half for 100,000 records on 2 cores
 
@@ -115,12 +115,6 @@ def lsh_dedup(n: int) -> dict:
     return {"records": n, "dedup_s": round(time.perf_counter() - start, 2)}
 
 
-def _child(args: list[str]) -> dict:
-    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
-                         check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -137,9 +131,9 @@ def main() -> None:
                   all_pairs_baseline(n), "lsh": lambda: lsh_dedup(n)}[kind]()
         print(json.dumps(result))
         return
-    pipeline = [_child(["--child", "pipeline", str(n)]) for n in args.sizes]
-    dedup = [{"lsh": _child(["--child", "lsh", str(n)]),
-              "all_pairs": _child(["--child", "all_pairs", str(n)])}
+    pipeline = [run_child(__file__, "--child", "pipeline", str(n)) for n in args.sizes]
+    dedup = [{"lsh": run_child(__file__, "--child", "lsh", str(n)),
+              "all_pairs": run_child(__file__, "--child", "all_pairs", str(n))}
              for n in args.baseline_sizes]
     largest = pipeline[-1]
     report = {
@@ -149,10 +143,7 @@ def main() -> None:
         "target": {"records": 100_000, "max_seconds": TARGET_SECONDS},
         "met": largest["records"] >= 100_000 and largest["total_s"] <= TARGET_SECONDS,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

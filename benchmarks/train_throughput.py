@@ -22,11 +22,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from harness import emit, run_child
 
 LR, BATCH, CONTEXT = 3e-3, 8, 512
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.05, "target_modules": "all-linear"}
@@ -148,10 +148,8 @@ def main() -> None:
             result = run_trl(args.steps, models_dir, matched=args.child == "trl_matched")
         print(json.dumps(result))
         return
-    results = [json.loads(subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--steps", str(args.steps)],
-        capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1])
-        for kind in ("ours", "trl", "trl_matched")]
+    results = [run_child(__file__, "--child", kind, "--steps", str(args.steps))
+               for kind in ("ours", "trl", "trl_matched")]
     peak = matmul_peak_flops()
     for r in results:
         r["mfu"] = round(r["model_flops_per_s"] / peak, 4)
@@ -164,10 +162,7 @@ def main() -> None:
               "speedup_vs_trl_precision_matched": round(
                   ours["non_pad_tokens_per_s"] / trl_matched["non_pad_tokens_per_s"], 2),
               "target": ">= 2x TRL's effective tokens/s"}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":
