@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 SUPPORTED_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".oga", ".mp3", ".webm"}
@@ -62,3 +63,56 @@ def _probe_with_av(path: Path, fmt: str) -> AudioInfo:
     if rate <= 0:
         raise AudioError("cannot read the sample rate")
     return AudioInfo(fmt, rate, channels or 1, duration)
+
+
+# Every analysis works at one rate: pocketsphinx's acoustic model expects 16 kHz, and Praat
+# and librosa are accurate there for speech. Decode, downmix and resample once, here.
+ANALYSIS_RATE = 16_000
+
+
+def load_audio(path: Path, sample_rate: int = ANALYSIS_RATE) -> np.ndarray:
+    """Mono float32 samples of *path* at *sample_rate* (any container we can probe)."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        probe_audio(path)  # raises the unsupported-type error
+    audio, rate = None, 0
+    if suffix != ".webm":
+        try:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+            audio = data.mean(axis=1)
+        except (RuntimeError, sf.LibsndfileError):
+            audio = None
+    if audio is None:
+        audio, rate = _decode_with_av(path)
+    return resample(audio, rate, sample_rate)
+
+
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    audio = np.ascontiguousarray(audio, dtype=np.float32)
+    if rate == target:
+        return audio
+    import librosa
+
+    return librosa.resample(audio, orig_sr=rate, target_sr=target, res_type="soxr_hq")
+
+
+def _decode_with_av(path: Path) -> tuple[np.ndarray, int]:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.audio[0]
+            resampler = av.AudioResampler(format="flt", layout="mono")
+            chunks = []
+            rate = 0
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    rate = out.sample_rate
+                    chunks.append(out.to_ndarray().reshape(-1))
+            for out in resampler.resample(None):  # flush
+                chunks.append(out.to_ndarray().reshape(-1))
+    except Exception as exc:  # PyAV raises many error types for corrupt input
+        raise AudioError(f"cannot decode audio ({type(exc).__name__})") from exc
+    if not chunks or rate <= 0:
+        raise AudioError("no decodable audio samples")
+    return np.concatenate(chunks).astype(np.float32), rate
