@@ -142,6 +142,14 @@ def _get_aligner() -> _Aligner:
         return _aligner
 
 
+def syllable_count(text: str) -> int:
+    """Syllables in *text* from its pronunciations (cmudict, else eSpeak NG)."""
+    aligner = _get_aligner()
+    with aligner.lock:
+        phones = [aligner.pronunciation(t.key)[0] for t in tokenize(text)]
+    return sum(max(1, sum(p in _VOWEL_PHONES for p in ph.split())) for ph in phones)
+
+
 def forced_align(audio: np.ndarray, text: str) -> Alignment:
     """Word timings of *text* in *audio* (mono, ANALYSIS_RATE) by pocketsphinx."""
     tokens = tokenize(text)

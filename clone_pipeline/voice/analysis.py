@@ -10,6 +10,7 @@ pulled around by octave slips and pauses.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,6 @@ from clone_pipeline.voice.alignment import (
     cross_check,
     dtw_word_starts,
     forced_align,
-    tokenize,
 )
 from clone_pipeline.voice.audio_io import ANALYSIS_RATE, AudioError, load_audio
 from clone_pipeline.voice.quality import Quality, measure
@@ -68,6 +68,7 @@ class VoiceAnalysis:
     passages: list[PassageAnalysis]
     profile: dict[str, Any]
     warnings: list[str]
+    timings: dict[str, float] = field(default_factory=dict)  # alignment_s, profile_s
 
     @property
     def usable(self) -> list[PassageAnalysis]:
@@ -254,7 +255,9 @@ def _sentences(text: str, words, times, f0, prominence) -> list[dict[str, Any]]:
         gaps = [b.start - a.end for a, b in zip(sw, sw[1:], strict=False)]
         contour, change = _final_contour(times, f0, sw[-1].start, sw[-1].end)
         prom = [prominence[i] for i in idx]
-        cut = max(1.0, float(np.percentile(prom, 85))) if len(prom) >= 3 else float("inf")
+        # at most two emphasised words a sentence, each well above the passage's typical word
+        top = sorted(prom, reverse=True)[:2]
+        cut = max(1.5, top[-1]) if len(prom) >= 3 else float("inf")
         out.append({
             "text": text[lo:hi].strip(),
             "start_s": round(sw[0].start, 3), "end_s": round(sw[-1].end, 3),
@@ -316,14 +319,17 @@ def mfcc_summary(audios: list[np.ndarray]) -> dict[str, list[float]]:
 
 def analyse_recordings(recordings: list[Recording], embed: bool = True) -> VoiceAnalysis:
     """The voice profile of one speaker from their recordings (unusable ones are reported)."""
+    started = time.perf_counter()
     passages = [inspect_recording(r) for r in recordings]
+    timings = {"alignment_s": time.perf_counter() - started}
+    started = time.perf_counter()
     usable = [p for p in passages if p.usable]
     warnings = []
     if usable and len(usable) < EXPECTED_PASSAGES:
         warnings.append(f"{len(usable)} usable passage(s); the profile is more reliable with "
                         f"{EXPECTED_PASSAGES}")
     if not usable:
-        return VoiceAnalysis(passages, {}, warnings)
+        return VoiceAnalysis(passages, {}, warnings, timings)
     floor, ceiling = speaker_pitch_range([p.audio for p in usable])
     for p in usable:
         measure_passage(p, floor, ceiling)
@@ -331,7 +337,8 @@ def analyse_recordings(recordings: list[Recording], embed: bool = True) -> Voice
     profile["mfcc"] = mfcc_summary([p.audio for p in usable])
     profile["speaker_embedding"] = speaker_embedding([p.audio for p in usable]) if embed else None
     profile["completeness"] = completeness(profile, len(usable))
-    return VoiceAnalysis(passages, profile, warnings)
+    timings["profile_s"] = time.perf_counter() - started
+    return VoiceAnalysis(passages, profile, warnings, timings)
 
 
 def _profile(usable: list[PassageAnalysis], floor: float, ceiling: float) -> dict[str, Any]:
@@ -380,6 +387,3 @@ def completeness(profile: dict[str, Any], usable_passages: int) -> float:
     measured = sum(v is not None for v in values) / len(values)
     return round(measured * min(1.0, usable_passages / EXPECTED_PASSAGES), 3)
 
-
-def words_of(text: str) -> int:
-    return len(tokenize(text))
