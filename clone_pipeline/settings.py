@@ -34,6 +34,11 @@ class Settings:
     def audio_dir(self) -> Path:
         return self.home / "audio"
 
+    @property
+    def voice_dir(self) -> Path:
+        """Voice profiles, word timings, plots and voice-conditioned data, per user."""
+        return self.home / "voice"
+
     def user_dataset_dir(self, external_id: str) -> Path:
         return self.datasets_dir / external_id
 

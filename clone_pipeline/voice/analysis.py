@@ -20,12 +20,13 @@ import numpy as np
 from clone_pipeline.voice.alignment import (
     Alignment,
     AlignmentError,
+    WordTiming,
     cross_check,
     dtw_word_starts,
     forced_align,
 )
 from clone_pipeline.voice.audio_io import ANALYSIS_RATE, AudioError, load_audio
-from clone_pipeline.voice.quality import Quality, measure
+from clone_pipeline.voice.quality import QUALITY_BAR, Quality, measure
 
 EXPECTED_PASSAGES = 4  # the seed's reading set
 PAUSE_S = 0.15  # a gap between words at least this long is a pause
@@ -75,8 +76,29 @@ class VoiceAnalysis:
         return [p for p in self.passages if p.usable]
 
     def reasons(self) -> dict[str, list[str]]:
-        return {p.recording.recording_id: p.quality.reasons for p in self.passages
-                if not p.usable}
+        return {p.recording.recording_id: p.quality.reasons or
+                [f"quality {p.quality.score} below {QUALITY_BAR}"]
+                for p in self.passages if not p.usable}
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the audio: what the integration stages and the API need."""
+        return {"profile": self.profile, "warnings": self.warnings, "timings": self.timings,
+                "passages": [{**p.summary(), "text": p.recording.text,
+                              "path": str(p.recording.path)} for p in self.passages]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> VoiceAnalysis:
+        passages = []
+        for d in data["passages"]:
+            q = dict(d["quality"])
+            quality = Quality(**{k: q[k] for k in Quality.__dataclass_fields__})
+            words = [WordTiming(**w) for w in d["words"]]
+            rec = Recording(d["recording_id"], d["passage_id"], d["text"], Path(d["path"]))
+            passages.append(PassageAnalysis(
+                rec, quality, alignment=Alignment(words, 0.0, []) if words else None,
+                cross_check=d["cross_check"], features=d["features"],
+                sentences=d["sentences"]))
+        return cls(passages, data["profile"], data["warnings"], data.get("timings", {}))
 
 
 # ------------------------------------------------------------------ per recording
