@@ -4,14 +4,21 @@ import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
-from clone_pipeline.defs.jobs import complete_workflow, data_only, training_presets
+from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
+from clone_pipeline.defs.jobs import (
+    complete_workflow,
+    data_only,
+    training_presets,
+    voice_integration,
+)
 from clone_pipeline.defs.resources import CloneStore
 from clone_pipeline.defs.schedules import nightly_data_refresh
 from clone_pipeline.defs.sensors import user_data_changed
 
 defs = dg.Definitions(
-    assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation],
-    jobs=[data_only, complete_workflow, *training_presets],
+    assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation,
+            voice_profile, voice_alignment],
+    jobs=[data_only, complete_workflow, voice_integration, *training_presets],
     sensors=[user_data_changed],
     schedules=[nightly_data_refresh],
     resources={"store": CloneStore()},

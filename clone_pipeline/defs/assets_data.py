@@ -6,15 +6,10 @@ import dagster as dg
 from clone_pipeline.data.stages import collect_user_data, format_user_data
 from clone_pipeline.data.validate import validate_files
 from clone_pipeline.defs.config import CollectConfig, FormatConfig
+from clone_pipeline.defs.metadata import table
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneStore
 from clone_pipeline.training.base_models import load_tokenizer
-
-
-def _table(headers: list[str], rows: list[list]) -> dg.MetadataValue:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 @dg.asset(
@@ -52,9 +47,9 @@ def collected_training_data(context: dg.AssetExecutionContext, config: CollectCo
             "emotional_diversity": m.emotional_diversity,
             "readiness_score": r.score,
             "ready": r.ready,
-            "sources": _table(["source", "examples"], [[k, v] for k, v in m.sources.items()]),
-            "skipped": _table(["reason", "count"], [[k, v] for k, v in c.skipped.items()]),
-            "redactions": _table(["type", "count"], [[k, v] for k, v in c.redactions.items()]),
+            "sources": table(["source", "examples"], [[k, v] for k, v in m.sources.items()]),
+            "skipped": table(["reason", "count"], [[k, v] for k, v in c.skipped.items()]),
+            "redactions": table(["type", "count"], [[k, v] for k, v in c.redactions.items()]),
         },
         check_results=[dg.AssetCheckResult(
             check_name="readiness", passed=r.ready, severity=dg.AssetCheckSeverity.ERROR,
@@ -104,7 +99,7 @@ def formatted_datasets(context: dg.AssetExecutionContext, config: FormatConfig,
             "eval_questions": result.eval_questions,
             "truncated": result.truncated,
             "dropped_too_long": result.dropped,
-            "formats": _table(["format", "train", "eval", "median tokens", "max tokens"], rows),
+            "formats": table(["format", "train", "eval", "median tokens", "max tokens"], rows),
         },
         check_results=[dg.AssetCheckResult(
             check_name="schema", passed=report.passed, severity=dg.AssetCheckSeverity.ERROR,

@@ -1,6 +1,5 @@
 """trained_adapter: fine-tune in a child process through Dagster Pipes (pool "gpu")."""
 
-import base64
 import os
 import signal
 import subprocess
@@ -11,6 +10,7 @@ import warnings
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import formatted_datasets
+from clone_pipeline.defs.metadata import inline_png
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneStore
 from clone_pipeline.defs.training_config import TrainingRunConfig
@@ -43,6 +43,7 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
     train_config = config.train_config()
     inputs = runs.preflight(settings, context.partition_key, train_config,
                             config.min_free_disk_gb)
+    context.log.info(f"memory pre-flight: the run {inputs.memory.describe()}")
     run_id = runs.start_run(settings, inputs, train_config, context.run.run_id)
     extras = {"config": train_config.as_dict(), "training_run_id": str(run_id),
               "database_url": settings.database_url, "dagster_run_id": context.run.run_id,
@@ -64,7 +65,6 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
     version = runs.record_model_version(settings, run_id, summary, context.run.run_id)
     plot = runs.loss_curve_png(history, inputs.output_dir / "loss_curve.png",
                                f"{context.partition_key}: fine-tuning loss")
-    image = base64.b64encode(plot.read_bytes()).decode()
     return dg.MaterializeResult(metadata={
         "training_run_id": str(run_id),
         "model_version": version.version,
@@ -78,7 +78,7 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
         "train_seconds": summary["train_seconds"],
         "precision": summary["precision"],
         "hardware_profile": summary["hardware"]["profile"]["name"],
-        "loss_curve": dg.MetadataValue.md(f"![loss curve](data:image/png;base64,{image})"),
+        "loss_curve": inline_png(plot, "loss curve"),
         "loss_curve_path": dg.MetadataValue.path(str(plot)),
     })
 

@@ -4,6 +4,7 @@ import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
+from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
 from clone_pipeline.defs.training_config import PRESETS
 
 data_only = dg.define_asset_job(
@@ -18,6 +19,12 @@ complete_workflow = dg.define_asset_job(
                                        trained_adapter, model_evaluation),
     description="Everything for one user: data, training and evaluation (voice and "
                 "deployment join as their assets land).",
+)
+
+voice_integration = dg.define_asset_job(
+    "voice_integration",
+    selection=dg.AssetSelection.assets(voice_profile, voice_alignment),
+    description="One user's voice profile and voice-text alignment (the seed's five stages).",
 )
 
 training_presets = [
