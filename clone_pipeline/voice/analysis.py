@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,7 +307,10 @@ def speaker_embedding(audios: list[np.ndarray]) -> list[float] | None:
     """Resemblyzer's d-vector over all usable audio (its encoder ships in the wheel)."""
     try:
         import torch
-        from resemblyzer import VoiceEncoder, preprocess_wav
+
+        with warnings.catch_warnings():  # its imports use deprecated scipy/setuptools APIs
+            warnings.simplefilter("ignore")
+            from resemblyzer import VoiceEncoder, preprocess_wav
     except ImportError:
         return None
     threads = torch.get_num_threads()
