@@ -1,0 +1,69 @@
+"""voice_profile and voice_alignment through real Dagster runs, for two users and one whose
+recordings are all unusable."""
+
+import shutil
+
+import dagster as dg
+import numpy as np
+import soundfile as sf
+from sqlalchemy import select
+
+from clone_pipeline.db.models import VoiceLlmIntegration, VoiceProfile
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.definitions import defs
+from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.defs.launch import run_job_for_user
+from clone_pipeline.ingest import import_export
+
+PROFILE = dg.AssetKey("voice_profile")
+ALIGNMENT = dg.AssetKey("voice_alignment")
+
+
+def test_voice_assets_for_two_users(env_settings, instance, import_persona):
+    graph = defs.resolve_asset_graph()
+    assert graph.get(ALIGNMENT).parent_keys == {PROFILE}
+    import_persona("margaret-ellis")
+    import_persona("walter-okafor")
+    config = {"ops": {"voice_alignment": {"config": {"voice_weight": 0.8}}}}
+    outcomes = {u: run_job_for_user(instance, "voice_integration", u, config)
+                for u in ("margaret-ellis", "walter-okafor")}
+    for user, outcome in outcomes.items():
+        assert outcome.success, (user, outcome.error)
+        assert outcome.materialized == ["voice_alignment", "voice_profile"]
+        assert not outcome.failed_checks
+
+    def metadata(key, user):
+        [record] = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, asset_partitions=[user]), limit=1).records
+        return record.asset_materialization.metadata
+
+    margaret, walter = (metadata(PROFILE, u) for u in ("margaret-ellis", "walter-okafor"))
+    # Two different voices told apart (the demo renders Margaret higher than Walter).
+    assert margaret["pitch_median_hz"].value > 1.15 * walter["pitch_median_hz"].value
+    assert "data:image/png;base64," in margaret["pitch_contour"].value
+    aligned = metadata(ALIGNMENT, "walter-okafor")
+    assert aligned["alignment_accuracy"].value >= 0.8
+    assert "voice_text_alignment" in aligned["stages"].value
+
+    with session_scope(env_settings.database_url) as s:
+        profiles = s.scalars(select(VoiceProfile)).all()
+        integrations = s.scalars(select(VoiceLlmIntegration)).all()
+        runs = {o.run_id for o in outcomes.values()}
+        assert {p.dagster_run_id for p in profiles} == runs
+        assert {i.dagster_run_id for i in integrations} == runs
+        assert {i.settings["voice_weight"] for i in integrations} == {0.8}
+        assert all(i.status == "passed" for i in integrations)
+
+
+def test_unusable_audio_fails_the_blocking_check_with_reasons(env_settings, instance,
+                                                              tmp_path):
+    folder = tmp_path / "export"
+    shutil.copytree(PERSONAS_DIR / "walter-okafor", folder)
+    for path in (folder / "audio").iterdir():
+        sf.write(str(path), np.zeros(16000 * 4, np.float32), 16000)
+    import_export(folder, env_settings)
+    outcome = run_job_for_user(instance, "voice_integration", "walter-okafor")
+    assert not outcome.success
+    assert outcome.materialized == ["voice_profile"]  # voice_alignment never ran
+    assert "no usable recording" in outcome.failed_checks["audio_quality"]
+    assert "silent" in outcome.failed_checks["audio_quality"]
