@@ -47,7 +47,20 @@ def _instance():
     return dg.DagsterInstance.get()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns an unknown user into a one-line error instead of a traceback, for every
+    command."""
+
+    def invoke(self, ctx: click.Context):
+        from clone_pipeline.db.repository import UnknownUserError
+
+        try:
+            return super().invoke(ctx)
+        except UnknownUserError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clone_pipeline")
 def main() -> None:
     """Turn a person's written answers, stories, messages and recordings into a personal
@@ -225,14 +238,17 @@ def _print_outcome(external_id: str, outcome) -> None:
 
 @main.command()
 @click.option("--skip-import", is_flag=True, help="Use the personas already imported.")
+@click.option("--voice/--no-voice", default=True, show_default=True,
+              help="Build voice profiles and voice-text alignments for every persona.")
 @click.option("--train/--no-train", default=True, show_default=True,
               help="Also train and evaluate an adapter for each ready persona (CPU preset).")
-def demo(skip_import: bool, train: bool) -> None:
+def demo(skip_import: bool, voice: bool, train: bool) -> None:
     """Import the bundled demo personas and run the pipeline for each through Dagster: the
     data stages, then training and evaluation for the ready ones, with a summary."""
     from clone_pipeline.db.repository import (
         latest_evaluation,
         latest_formatted_summary,
+        latest_voice,
         users_overview,
     )
     from clone_pipeline.db.session import session_scope
@@ -279,9 +295,99 @@ def demo(skip_import: bool, train: bool) -> None:
         with session_scope(settings.database_url) as session:
             evaluations = {name: latest_evaluation(session, name) for name in ready}
         console.print(_evaluation_table(evaluations))
+    if voice:
+        with console.status("voice profiles and alignment") as status:
+            for name in outcomes:
+                status.update(f"voice_integration for {name}")
+                _print_outcome(name, run_job_for_user(instance, "voice_integration", name,
+                                                      QUIET_RUN))
+        with session_scope(settings.database_url) as session:
+            voices = {name: latest_voice(session, name) for name in outcomes}
+        console.print(_voice_table(voices))
+        console.print("Hear a reply in a profile-matched voice (prosody matching, not "
+                      "cloning):\n  clone-pipeline speak margaret-ellis \"Hello, love.\" "
+                      "--out reply.wav")
     console.print(f"\nOpen the Dagster UI to see the runs and the per-user partitions:\n"
                   f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
                   f"dagster dev -w workspace.yaml")
+
+
+def _voice_table(voices: dict[str, dict | None]) -> Table:
+    table = Table(title="Voice profiles (measured from the recordings) and alignment")
+    for col in ("user", "usable", "median pitch", "range", "speaking rate", "pauses/min",
+                "jitter / shimmer / HNR", "alignment accuracy", "emotional consistency",
+                "checks"):
+        table.add_column(col)
+    for name, v in voices.items():
+        if not v or v["status"] != "ready":
+            why = "; ".join(r for q in (v or {}).get("quality", {}).values()
+                            for r in q["reasons"]) or "no recordings"
+            table.add_row(name, "0", "-", "-", "-", "-", "-", "-", "-", f"failed: {why}")
+            continue
+        p, i = v["profile"], v["integration"] or {}
+        vq = p["voice_quality"]
+        usable = sum(q["usable"] for q in v["quality"].values())
+        table.add_row(
+            name, f"{usable}/{len(v['quality'])}", f"{p['pitch']['median_hz']:.0f} Hz",
+            f"{p['pitch']['range_st']:.1f} st",
+            f"{p['timing']['speaking_rate_syll_s']:.2f} syll/s",
+            f"{p['timing']['pauses_per_minute']:.1f}",
+            f"{vq['jitter_local']:.3f} / {vq['shimmer_local']:.3f} / {vq['hnr_db']:.1f} dB",
+            f"{i.get('alignment_accuracy') or 0:.3f}",
+            f"{i.get('emotional_consistency') or 0:.3f}", i.get("status", "not aligned"))
+    return table
+
+
+@main.command()
+@click.argument("external_id")
+@click.argument("text")
+@click.option("--emotion", default="neutral", show_default=True,
+              help="Emotional tone: neutral, warm, cheerful, calm, serious, sad, excited.")
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("reply.wav"), show_default=True, help="WAV file to write.")
+@click.option("--backend", default="espeak-ng", show_default=True,
+              help="Speech backend (espeak-ng ships with the project).")
+def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) -> None:
+    """Say TEXT in a voice matched to EXTERNAL_ID's profile (pitch and speaking rate; this
+    is prosody matching, not voice cloning) and report how close it came."""
+    import numpy as np
+    import soundfile as sf
+
+    from clone_pipeline.voice.analysis import speaker_embedding
+    from clone_pipeline.voice.audio_io import ANALYSIS_RATE, resample
+    from clone_pipeline.voice.stages import latest_profile
+    from clone_pipeline.voice.synthesis import ProsodyTarget, synthesizer
+
+    settings = _settings()
+    _ensure_ready(settings)
+    found = latest_profile(settings, external_id)
+    if found is None:
+        raise click.ClickException(f"{external_id}: no usable voice profile; run the "
+                                   f"voice_integration job first")
+    profile = found[1]
+    try:
+        target = ProsodyTarget.from_profile(profile, emotion)
+        engine = synthesizer(backend)
+        with console.status("synthesising and matching the profile"):
+            speech = engine.synthesize(text, target)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(str(out), speech.audio, speech.sample_rate, subtype="PCM_16")
+    report = speech.report()
+    if profile.get("speaker_embedding"):
+        reply = speaker_embedding([resample(speech.audio, speech.sample_rate, ANALYSIS_RATE)])
+        report["speaker_similarity"] = round(float(np.dot(reply, profile["speaker_embedding"])),
+                                             3)
+    console.print(f"wrote {out} ({report['duration_s']} s)")
+    console.print(f"pitch {report['f0_hz']} Hz (profile {report['target_f0_hz']} Hz, "
+                  f"error {report['pitch_error_pct']}%), rate {report['rate_syll_s']} syll/s "
+                  f"(profile {report['target_rate_syll_s']}, error "
+                  f"{report['rate_error_pct']}%), within tolerance: "
+                  f"{'yes' if speech.within_tolerance else 'no'}")
+    if "speaker_similarity" in report:
+        console.print(f"speaker similarity to the recordings (Resemblyzer cosine): "
+                      f"{report['speaker_similarity']} - timbre is eSpeak's, not theirs")
 
 
 def _evaluation_table(evaluations: dict[str, dict | None]) -> Table:

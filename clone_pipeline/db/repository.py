@@ -19,6 +19,8 @@ from clone_pipeline.db.models import (
     Response,
     TrainingDataset,
     User,
+    VoiceLlmIntegration,
+    VoiceProfile,
 )
 
 
@@ -93,6 +95,24 @@ def latest_evaluation(session: Session, external_id: str) -> dict[str, Any] | No
     if version is None or "evaluation" not in (version.metrics or {}):
         return None
     return {"version": version.version, **version.metrics["evaluation"]}
+
+
+def latest_voice(session: Session, external_id: str) -> dict[str, Any] | None:
+    """The user's newest voice profile and integration figures (None if never profiled)."""
+    user = get_user(session, external_id)
+    profile = session.scalar(select(VoiceProfile).where(VoiceProfile.user_id == user.id)
+                             .order_by(VoiceProfile.created_at.desc()).limit(1))
+    if profile is None:
+        return None
+    integration = session.scalar(
+        select(VoiceLlmIntegration).where(VoiceLlmIntegration.voice_profile_id == profile.id)
+        .order_by(VoiceLlmIntegration.created_at.desc()).limit(1))
+    return {"status": profile.status, "profile": dict(profile.profile),
+            "quality": dict(profile.quality),
+            "integration": None if integration is None else {
+                "status": integration.status,
+                "alignment_accuracy": integration.alignment_accuracy,
+                "emotional_consistency": integration.emotional_consistency}}
 
 
 def users_overview(session: Session) -> list[dict[str, Any]]:

@@ -373,10 +373,10 @@ def _profile(usable: list[PassageAnalysis], floor: float, ceiling: float) -> dic
     finals = [s["final_contour"] for p in usable for s in p.sentences]
     feats = [p.features for p in usable]
 
-    def med(key, sub=None):
+    def med(key, sub=None, nd=2):
         vals = [(f[key][sub] if sub else f[key]) for f in feats]
         vals = [v for v in vals if v is not None]
-        return _r(np.median(vals)) if vals else None
+        return _r(np.median(vals), nd) if vals else None
 
     pauses = [x for f in feats for x in f["pause_lengths_s"]]
     return {
@@ -397,8 +397,8 @@ def _profile(usable: list[PassageAnalysis], floor: float, ceiling: float) -> dic
                    "intensity_p10_db": med("intensity_db", "p10"),
                    "intensity_p90_db": med("intensity_db", "p90"),
                    "stress_prominence": med("stress_prominence_db")},
-        "voice_quality": {"jitter_local": med("jitter_local"),
-                          "shimmer_local": med("shimmer_local"), "hnr_db": med("hnr_db")},
+        "voice_quality": {"jitter_local": med("jitter_local", nd=5),
+                          "shimmer_local": med("shimmer_local", nd=5), "hnr_db": med("hnr_db")},
         "formants": {k: _r(np.median([f["formants"][k] for f in feats
                                       if f["formants"][k] is not None] or [np.nan]), 1)
                      for k in ("f1_hz", "f2_hz", "f3_hz")},
