@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from clone_pipeline.cli import main
 from clone_pipeline.demo import PERSONAS_DIR
 
-COMMANDS = ["init", "import", "users", "run", "demo", "remove-user", "progress", "gpu"]
+COMMANDS = ["init", "import", "users", "run", "demo", "remove-user", "progress", "gpu",
+            "speak"]
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
@@ -84,3 +85,22 @@ def test_gpu_on_a_cpu_machine_invents_nothing():
     assert "GPUs       none found" in result.output and " MB" not in result.output
     refused = CliRunner().invoke(main, ["gpu", "--profile", "h100"])
     assert refused.exit_code != 0 and "needs a CUDA GPU" in str(refused.exception)
+
+
+def test_speak_writes_a_matched_reply(cli_env, tmp_path):
+    import soundfile as sf
+
+    assert cli_env("import", str(PERSONAS_DIR / "walter-okafor")).returncode == 0
+    voice = cli_env("run", "walter-okafor", "--job", "voice_integration")
+    assert voice.returncode == 0, voice.stdout + voice.stderr
+    out = tmp_path / "reply.wav"
+    said = cli_env("speak", "walter-okafor", "Pull up a chair and I will tell you about it.",
+                   "--emotion", "warm", "--out", str(out))
+    assert said.returncode == 0, said.stderr
+    assert "within tolerance: yes" in said.stdout and "speaker similarity" in said.stdout
+    audio, rate = sf.read(str(out))
+    assert rate == 22050 and len(audio) / rate > 1.5
+
+    unknown = cli_env("speak", "nobody", "hello")
+    assert unknown.returncode == 1 and "no user 'nobody'" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
