@@ -114,6 +114,20 @@ def select_profile(requested: str = "auto") -> HardwareReport:
         gpus, nvml)
 
 
+def free_memory_mb(report: HardwareReport) -> tuple[float | None, str]:
+    """Memory free now where the profile trains, in MiB, and what was read: available RAM
+    (psutil) on CPU, free memory of GPU 0 (NVML) on CUDA; None where NVML cannot read it."""
+    if report.profile.device == "cpu":
+        import psutil
+
+        return psutil.virtual_memory().available / 2**20, "available RAM"
+    if not report.gpus:
+        return None, f"free GPU memory (NVML {report.nvml})"
+    gpu = report.gpus[0]
+    return (gpu.memory_total_mb - gpu.memory_used_mb,
+            f"free memory of GPU {gpu.index} ({gpu.name})")
+
+
 def _profile_for(gpu_name: str) -> str:
     lowered = gpu_name.lower()
     for key, profile in (("5090", "rtx5090"), ("a100", "a100"), ("h100", "h100"),

@@ -108,6 +108,15 @@ def pretraining_documents() -> list[str]:
     return docs
 
 
+def model_config(tokenizer):
+    """local-tiny's transformers config for *tokenizer* (its own, from ensure_tokenizer)."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tokenizer), bos_token_id=None,
+                       eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id, **MODEL_CONFIG)
+
+
 def ensure_base_model(models_dir: Path,
                       progress: Callable[[int, int, float], None] | None = None) -> Path:
     """Build (pretrain) local-tiny if this recipe has not been built yet; return its folder,
@@ -116,7 +125,7 @@ def ensure_base_model(models_dir: Path,
     if (target / "config.json").exists():
         return target
     import torch
-    from transformers import AutoTokenizer, GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import AutoTokenizer, GenerationConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(str(ensure_tokenizer(models_dir)),
                                               local_files_only=True)
@@ -126,9 +135,7 @@ def ensure_base_model(models_dir: Path,
         stream += tokenizer(doc, add_special_tokens=False)["input_ids"] + [eos]
     data = torch.tensor(stream, dtype=torch.long)
     block, batch = PRETRAIN["block"], PRETRAIN["batch"]
-    config = LlamaConfig(vocab_size=len(tokenizer), bos_token_id=None,
-                         eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, **MODEL_CONFIG)
+    config = model_config(tokenizer)
     generator = torch.Generator().manual_seed(PRETRAIN["seed"])
     torch.manual_seed(PRETRAIN["seed"])
     model = LlamaForCausalLM(config)

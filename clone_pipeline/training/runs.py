@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
@@ -25,7 +26,12 @@ from clone_pipeline.db.models import (
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.settings import Settings
 from clone_pipeline.training import local_tiny
+from clone_pipeline.training.base_models import load_tokenizer
 from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.hardware import HardwareReport, free_memory_mb, select_profile
+
+if TYPE_CHECKING:
+    from clone_pipeline.training.trainer import MemoryEstimate
 
 
 class PreflightError(RuntimeError):
@@ -40,6 +46,21 @@ class TrainingInputs:
     train_path: Path
     eval_path: Path
     output_dir: Path  # stable per (user, dataset, config): a re-run resumes here
+    memory: MemoryCheck | None = None
+
+
+@dataclass(frozen=True)
+class MemoryCheck:
+    """The pre-flight's memory figures: what the run needs against what is free."""
+
+    estimate: MemoryEstimate
+    available_mb: float | None  # None: could not be read, so not compared
+    source: str  # what was read, e.g. "available RAM"
+
+    def describe(self) -> str:
+        free = (f"{self.available_mb / 1024:.2f} GiB" if self.available_mb is not None
+                else "unknown")
+        return f"needs {self.estimate.describe()}; {self.source}: {free}"
 
 
 def config_hash(config: TrainConfig) -> str:
@@ -48,8 +69,13 @@ def config_hash(config: TrainConfig) -> str:
 
 
 def preflight(settings: Settings, external_id: str, config: TrainConfig,
-              min_free_disk_gb: float = 5.0) -> TrainingInputs:
-    """Check everything a run needs before any heavy work; raise PreflightError if not."""
+              min_free_disk_gb: float = 5.0,
+              available_memory_mb: float | None = None) -> TrainingInputs:
+    """Check everything a run needs before any heavy work; raise PreflightError if not.
+
+    Memory: the run's estimated peak (trainer.estimate_memory) must fit what is free on the
+    profile's device, read now unless *available_memory_mb* (MiB) is given.
+    """
     with session_scope(settings.database_url) as session:
         user = repository.get_user(session, external_id)
         dataset = repository.latest_dataset(session, user.id)
@@ -69,29 +95,81 @@ def preflight(settings: Settings, external_id: str, config: TrainConfig,
         eval_path = settings.home / formatted.eval_path
         if not train_path.is_file():
             raise PreflightError(f"{train_path}: training file missing")
-        inputs = TrainingInputs(
-            user.id, dataset.id, dataset.version, train_path, eval_path,
-            settings.adapters_dir / external_id /
-            f"v{dataset.version:04d}-{config_hash(config)}")
-    _check_base_model(config.base_model)
-    inputs.output_dir.mkdir(parents=True, exist_ok=True)
-    free_gb = shutil.disk_usage(inputs.output_dir).free / 2**30
+        user_id, dataset_id, dataset_version = user.id, dataset.id, dataset.version
+    memory = check_memory(config, base_model_config(config.base_model, settings.models_dir),
+                          available_memory_mb)
+    output_dir = (settings.adapters_dir / external_id /
+                  f"v{dataset_version:04d}-{config_hash(config)}")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    free_gb = shutil.disk_usage(output_dir).free / 2**30
     if free_gb < min_free_disk_gb:
         raise PreflightError(f"{free_gb:.1f} GB free under {settings.adapters_dir}; checkpoints "
                              f"need at least {min_free_disk_gb:g} GB")
-    return inputs
+    return TrainingInputs(user_id, dataset_id, dataset_version, train_path, eval_path,
+                          output_dir, memory)
 
 
-def _check_base_model(name: str) -> None:
+def base_model_config(name: str, models_dir: Path):
+    """The base model's transformers config, from local files only (local-tiny's from its
+    recipe, so the model need not be built yet). Raises PreflightError if it has none."""
     if name == local_tiny.NAME:
-        return  # built offline on first use
+        return local_tiny.model_config(load_tokenizer(name, models_dir))
     from transformers import AutoConfig
 
     try:
-        AutoConfig.from_pretrained(name, local_files_only=True)
+        return AutoConfig.from_pretrained(name, local_files_only=True)
     except (OSError, ValueError) as exc:
         raise PreflightError(f"base model {name!r} has no local files: give a local folder or "
                              f"download it first (nothing is downloaded during a run)") from exc
+
+
+def check_memory(config: TrainConfig, model_config,
+                 available_memory_mb: float | None = None) -> MemoryCheck:
+    """The run's estimated peak memory against what is free on its hardware profile's device
+    (read now unless *available_memory_mb* is given); PreflightError if it does not fit."""
+    from clone_pipeline.training.trainer import estimate_memory  # torch: only when training
+
+    try:
+        hardware = select_profile(config.hardware_profile)
+    except (ValueError, RuntimeError) as exc:
+        raise PreflightError(str(exc)) from exc
+    estimate = estimate_memory(config, model_config, hardware)
+    if available_memory_mb is None:
+        available_memory_mb, source = free_memory_mb(hardware)
+    else:
+        source = f"memory available to the {hardware.profile.name} profile"
+    check = MemoryCheck(estimate, available_memory_mb, source)
+    if available_memory_mb is None or estimate.total_bytes <= available_memory_mb * 2**20:
+        return check
+    advice = _memory_advice(config, hardware, estimate, available_memory_mb * 2**20)
+    raise PreflightError(f"not enough memory to train on the {hardware.profile.name!r} "
+                         f"profile: the run {check.describe()}. To fit, {advice}.")
+
+
+def _memory_advice(config: TrainConfig, hardware: HardwareReport, estimate: MemoryEstimate,
+                   available: float) -> str:
+    """What would make the run fit in *available* bytes, most effective first."""
+    from clone_pipeline.training.trainer import use_checkpointing
+
+    on_gpu = hardware.profile.device == "cuda"
+    room = available - estimate.weights_bytes - estimate.adapter_bytes
+    advice = []
+    if room > 0:  # the weights fit: fewer or shorter sequences may be enough
+        per_sequence = estimate.activation_bytes / estimate.micro_batch
+        if estimate.micro_batch > 1 and room >= per_sequence:
+            micro = 2 ** int(math.log2(room // per_sequence))
+            advice.append(f"set micro_batch_size to {micro}")
+        longest = int(config.context_length * room / per_sequence)  # at micro-batch 1
+        if 32 <= longest < config.context_length:
+            advice.append(f"shorten context_length to {longest} tokens or less "
+                          f"(now {config.context_length})")
+        if not use_checkpointing(config, hardware):
+            advice.append("turn gradient_checkpointing on")
+    if on_gpu and config.quantization != "4bit":
+        advice.append("quantise the base model (quantization: 4bit, QLoRA)")
+    advice.append("use a smaller base model or a profile with more memory"
+                  + ("" if on_gpu else " (a GPU profile)"))
+    return "; or ".join(advice)
 
 
 def start_run(settings: Settings, inputs: TrainingInputs, config: TrainConfig,

@@ -65,7 +65,7 @@ def resolve_base_model(name: str, models_dir: Path) -> str:
 
 def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
     """Base model with LoRA adapters attached, and its tokenizer. Never downloads."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     source = resolve_base_model(config.base_model, models_dir)
@@ -102,12 +102,18 @@ def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
     if use_checkpointing(config, hardware):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
+    return get_peft_model(model, lora_config(config)), tokenizer
+
+
+def lora_config(config: TrainConfig):
+    """The PEFT LoraConfig of *config* (LoRA or DoRA on the configured target modules)."""
+    from peft import LoraConfig
+
     targets = (config.lora_targets[0] if config.lora_targets == ("all-linear",)
                else list(config.lora_targets))
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
+    return LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=targets,
                       use_dora=config.use_dora, task_type="CAUSAL_LM")
-    return get_peft_model(model, lora), tokenizer
 
 
 def precision(config: TrainConfig, hardware: HardwareReport) -> str:
@@ -134,24 +140,108 @@ def _single(example: TokenizedExample) -> PackedSequence:
     return seq
 
 
-def estimate_micro_batch(config: TrainConfig, model, hardware: HardwareReport) -> int:
-    """Largest power-of-two micro-batch whose activations fit the profile's memory budget.
+def activation_bytes_per_sequence(config: TrainConfig, model_config,
+                                  hardware: HardwareReport) -> int:
+    """Bytes of activations one sequence of ``context_length`` tokens needs in training.
 
-    A deliberately rough upper bound (activations of every layer kept, fp32 logits); the
-    out-of-memory back-off corrects it at run time.
+    A deliberately rough upper bound (every layer's activations kept unless gradient
+    checkpointing, fp32 logits and their gradient); *model_config* is the base model's
+    transformers config.
     """
+    bytes_per = 2 if precision(config, hardware) in ("bf16", "fp16") else 4
+    layers = model_config.num_hidden_layers if not use_checkpointing(config, hardware) else 2
+    return config.context_length * (layers * 16 * model_config.hidden_size * bytes_per
+                                    + 2 * model_config.vocab_size * 4)
+
+
+def estimate_micro_batch(config: TrainConfig, model_config, hardware: HardwareReport) -> int:
+    """Largest power-of-two micro-batch whose activations fit half the profile's memory
+    budget; the out-of-memory back-off corrects it at run time."""
     if config.micro_batch_size:
         return min(config.micro_batch_size, config.batch_size)
-    cfg = model.config
-    bytes_per = 2 if precision(config, hardware) in ("bf16", "fp16") else 4
-    layers = cfg.num_hidden_layers if not use_checkpointing(config, hardware) else 2
-    per_seq = config.context_length * (
-        layers * 16 * cfg.hidden_size * bytes_per + 2 * cfg.vocab_size * 4)
+    per_seq = activation_bytes_per_sequence(config, model_config, hardware)
     fits = max(1, int(hardware.profile.memory_budget_mb * 2**20 * 0.5 // per_seq))
     micro = 1
     while micro * 2 <= min(fits, config.batch_size):
         micro *= 2
     return micro
+
+
+# Bytes per weight of a bitsandbytes-quantised linear layer: NF4 packs two weights a byte and
+# keeps one 8-bit scale per 64-weight block (double quantisation); int8 is one byte a weight.
+QUANTIZED_WEIGHT_BYTES = {"4bit": 0.5 + 1 / 64, "8bit": 1.0}
+# A trainable parameter holds its fp32 value, its fp32 gradient and AdamW's two fp32 moments.
+TRAINABLE_PARAMETER_BYTES = 16
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """What a training run holds in memory at its peak, in bytes."""
+
+    parameters: int  # of the base model
+    trainable_parameters: int  # LoRA / DoRA
+    weights_bytes: int  # frozen base weights as loaded (quantised when configured)
+    weights_format: str  # "float32", "bfloat16", "4bit", ...
+    adapter_bytes: int  # trainable weights, their gradients and the optimizer's moments
+    activation_bytes: int  # micro_batch sequences of context_length tokens
+    micro_batch: int
+    context_length: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.adapter_bytes + self.activation_bytes
+
+    def describe(self) -> str:
+        gib = 2**30
+        return (f"{self.total_bytes / gib:.2f} GiB: base weights {self.weights_bytes / gib:.2f} "
+                f"GiB ({self.parameters / 1e6:,.1f}M parameters, {self.weights_format}), "
+                f"adapter with gradients and optimizer state {self.adapter_bytes / gib:.2f} "
+                f"GiB ({self.trainable_parameters / 1e6:,.2f}M trainable), activations "
+                f"{self.activation_bytes / gib:.2f} GiB (micro-batch {self.micro_batch} x "
+                f"{self.context_length} tokens)")
+
+
+def estimate_memory(config: TrainConfig, model_config, hardware: HardwareReport,
+                    micro_batch: int | None = None) -> MemoryEstimate:
+    """Peak memory a run of *config* needs, from the base model's shape alone.
+
+    The model and its adapter are built on PyTorch's meta device (no weights are read or
+    allocated), with the dtype the weights load in; quantised linear layers count
+    QUANTIZED_WEIGHT_BYTES a weight and, as prepare_model_for_kbit_training casts them, the
+    other frozen weights fp32. *micro_batch* defaults to the one the trainer starts with.
+    """
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        base = AutoModelForCausalLM.from_config(model_config)
+    quantized: set[int] = set()
+    if config.quantization != "none":
+        output = base.get_output_embeddings()
+        quantized = {id(m.weight) for m in base.modules()
+                     if isinstance(m, torch.nn.Linear) and m is not output}
+    model = get_peft_model(base, lora_config(config))
+    weights = trainable = parameters = 0
+    formats = set()
+    for param in model.parameters():  # tied weights are listed once
+        if param.requires_grad:
+            trainable += param.numel()
+            continue
+        parameters += param.numel()
+        if id(param) in quantized:
+            weights += param.numel() * QUANTIZED_WEIGHT_BYTES[config.quantization]
+        elif quantized:
+            weights += param.numel() * 4
+        else:
+            weights += param.numel() * param.element_size()
+            formats.add(str(param.dtype).removeprefix("torch."))
+    micro = micro_batch or estimate_micro_batch(config, model_config, hardware)
+    return MemoryEstimate(
+        parameters=parameters, trainable_parameters=trainable, weights_bytes=int(weights),
+        weights_format=config.quantization if quantized else "/".join(sorted(formats)),
+        adapter_bytes=trainable * TRAINABLE_PARAMETER_BYTES,
+        activation_bytes=micro * activation_bytes_per_sequence(config, model_config, hardware),
+        micro_batch=micro, context_length=config.context_length)
 
 
 class Trainer:
@@ -188,7 +278,7 @@ class Trainer:
                 math.pi * min(1.0, s / max(1, self.total_steps))))))
         self.precision = precision(config, self.hardware)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.precision == "fp16")
-        self.micro_batch = estimate_micro_batch(config, self.model, self.hardware)
+        self.micro_batch = estimate_micro_batch(config, self.model.config, self.hardware)
         self.step = 0
         self.best_eval: float | None = None
         self.evals_without_improvement = 0
