@@ -1,5 +1,5 @@
-"""Sensors: register users whose source data changed and request their data runs."""
-
+"""Sensors: register users whose source data changed and request their data runs; close the
+training-run rows of Dagster runs that failed or were cancelled."""
 
 from datetime import datetime
 
@@ -10,6 +10,7 @@ from clone_pipeline.db.session import session_scope
 from clone_pipeline.defs.jobs import data_only
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.training import runs
 
 
 @dg.sensor(job=data_only, minimum_interval_seconds=30,
@@ -39,3 +40,29 @@ def user_data_changed(context: dg.SensorEvaluationContext,
         dynamic_partitions_requests=requests,
         cursor=cursor,
     )
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Marks the training runs a failed Dagster run left pending "
+                                   "or running (a killed run worker, say) as failed, with the "
+                                   "run's failure message.")
+def training_run_failed(context: dg.RunFailureSensorContext, store: CloneStore) -> None:
+    message = context.failure_event.message or "no failure message"
+    _close(context, store, "failed", f"the Dagster run failed: {message}")
+
+
+@dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED,
+                      default_status=dg.DefaultSensorStatus.RUNNING,
+                      description="Marks the training runs a cancelled Dagster run left "
+                                  "pending or running as cancelled.")
+def training_run_canceled(context: dg.RunStatusSensorContext, store: CloneStore) -> None:
+    _close(context, store, "cancelled", "the Dagster run was cancelled before training "
+                                        "recorded its outcome; materialise again to resume")
+
+
+def _close(context: dg.RunStatusSensorContext, store: CloneStore, status: str,
+           error: str) -> None:
+    run_id = context.dagster_run.run_id
+    closed = runs.close_unfinished_runs(store.settings(), run_id, status, error)
+    if closed:
+        context.log.info(f"{closed} training run(s) of Dagster run {run_id} marked {status}")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from clone_pipeline.data.formats import record_messages
 from clone_pipeline.db import repository
@@ -192,6 +192,30 @@ def finish_run(settings: Settings, run_id: uuid.UUID, status: str,
         row.status, row.finished_at, row.error = status, utcnow(), error
         if summary:
             row.hardware = summary.get("hardware") or {}
+
+
+# training_runs statuses: "pending" and "running" are unfinished; "completed",
+# "early_stopped", "cancelled" and "failed" are final.
+UNFINISHED_STATUSES = ("pending", "running")
+
+
+def close_unfinished_runs(settings: Settings, dagster_run_id: str, status: str,
+                          error: str) -> int:
+    """Mark the training runs that *dagster_run_id* left pending or running as *status*
+    ("failed" or "cancelled") with *error*; final rows are left alone. Returns how many.
+
+    The trained_adapter asset records its own outcome; this is for runs that ended without
+    it getting the chance (a killed run worker, a run cancelled before its step ran).
+    """
+    if status not in ("failed", "cancelled"):
+        raise ValueError(f"status must be 'failed' or 'cancelled', not {status!r}")
+    with session_scope(settings.database_url) as session:
+        result = session.execute(
+            update(TrainingRun)
+            .where(TrainingRun.dagster_run_id == dagster_run_id,
+                   TrainingRun.status.in_(UNFINISHED_STATUSES))
+            .values(status=status, error=error[:2000], finished_at=utcnow()))
+        return result.rowcount
 
 
 def record_model_version(settings: Settings, run_id: uuid.UUID, summary: dict[str, Any],
