@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/data_pipeline.py
 	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/voice.py
 
 clean:
 	rm -rf $(VENV) .clone_home .pytest_cache .ruff_cache

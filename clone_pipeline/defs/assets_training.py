@@ -10,11 +10,13 @@ import warnings
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import formatted_datasets
+from clone_pipeline.defs.assets_voice import voice_alignment
 from clone_pipeline.defs.metadata import inline_png
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneStore
 from clone_pipeline.defs.training_config import TrainingRunConfig
 from clone_pipeline.training import runs
+from clone_pipeline.voice.stages import voice_training_file
 
 # Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
 warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
@@ -31,7 +33,7 @@ GPU_TAGS = {
     partitions_def=users,
     group_name="training",
     kinds={"pytorch"},
-    deps=[formatted_datasets],
+    deps=[formatted_datasets, voice_alignment],  # voice: only with include_voice_integration
     pool="gpu",
     op_tags=GPU_TAGS,
     description="A LoRA adapter fine-tuned on the user's formatted dataset, trained in its "
@@ -44,8 +46,9 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
     inputs = runs.preflight(settings, context.partition_key, train_config,
                             config.min_free_disk_gb)
     context.log.info(f"memory pre-flight: the run {inputs.memory.describe()}")
+    voice = _voice_examples(context, settings, train_config)
     run_id = runs.start_run(settings, inputs, train_config, context.run.run_id)
-    extras = {"config": train_config.as_dict(), "training_run_id": str(run_id),
+    extras = {**voice, "config": train_config.as_dict(), "training_run_id": str(run_id),
               "database_url": settings.database_url, "dagster_run_id": context.run.run_id,
               "train_path": str(inputs.train_path), "eval_path": str(inputs.eval_path),
               "output_dir": str(inputs.output_dir), "models_dir": str(settings.models_dir)}
@@ -81,6 +84,19 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
         "loss_curve": inline_png(plot, "loss curve"),
         "loss_curve_path": dg.MetadataValue.path(str(plot)),
     })
+
+
+def _voice_examples(context, settings, train_config) -> dict:
+    """The voice-conditioned training file (and its repeats) when the config asks for it."""
+    if not train_config.include_voice_integration:
+        return {}
+    found = voice_training_file(settings, context.partition_key, train_config.train_format)
+    if found is None:
+        raise dg.Failure(f"{context.partition_key}: include_voice_integration is on but there "
+                         f"is no passed voice_alignment; run the voice_integration job first")
+    path, repeats = found
+    context.log.info(f"{context.partition_key}: adding voice-conditioned examples x{repeats}")
+    return {"voice_path": str(path), "voice_repeats": repeats}
 
 
 def _train_in_child(context, settings, run_id, extras) -> tuple[dict, list[dict]]:

@@ -35,6 +35,9 @@ class TrainingRunConfig(dg.Config):
     save_steps: int = Field(default=10, ge=1)
     early_stopping_patience: int = Field(default=2, ge=0)
     seed: int = Field(default=0)
+    include_voice_integration: bool = Field(
+        default=False, description="Also train on the voice-conditioned examples of the "
+        "user's latest passed voice_alignment (run the voice_integration job first).")
     memory_cap_tokens: int = Field(default=0, ge=0, description="Testing aid: simulate "
                                    "out-of-memory above this many tokens per micro-batch.")
     min_free_disk_gb: float = Field(default=5.0, ge=0,

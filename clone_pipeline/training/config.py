@@ -39,6 +39,9 @@ class TrainConfig:
     save_steps: int = 10
     early_stopping_patience: int = 2  # evaluations without improvement before stopping
     seed: int = 0
+    # Add the voice-conditioned examples of the user's latest passed voice_alignment (part of
+    # the config, so a run with them never resumes a checkpoint trained without them).
+    include_voice_integration: bool = False
     # Tokens one micro-batch may hold before it counts as out of memory. 0 = no cap. Used to
     # exercise the out-of-memory back-off without exhausting a real device.
     memory_cap_tokens: int = 0

@@ -46,7 +46,12 @@ def main() -> None:
                            f"loss={metrics['loss']:.4f}{eval_part} "
                            f"{metrics['tokens_per_second'] or 0:.0f} tok/s")
 
-        trainer = Trainer(config, list(read_jsonl(Path(extras["train_path"]))),
+        train = list(read_jsonl(Path(extras["train_path"])))
+        if extras.get("voice_path"):  # voice-conditioned examples, weighted by repetition
+            voice = list(read_jsonl(Path(extras["voice_path"])))
+            train += voice * int(extras.get("voice_repeats", 1))
+            pipes.log.info(f"{len(voice)} voice-conditioned examples added")
+        trainer = Trainer(config, train,
                           list(read_jsonl(Path(extras["eval_path"]))),
                           output_dir=Path(extras["output_dir"]),
                           models_dir=Path(extras["models_dir"]), on_metrics=on_metrics,

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from clone_pipeline.db.models import VoiceLlmIntegration, VoiceProfile
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.definitions import defs
-from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.defs.launch import run_job_for_user
+from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.ingest import import_export
 
 PROFILE = dg.AssetKey("voice_profile")
@@ -67,3 +67,33 @@ def test_unusable_audio_fails_the_blocking_check_with_reasons(env_settings, inst
     assert outcome.materialized == ["voice_profile"]  # voice_alignment never ran
     assert "no usable recording" in outcome.failed_checks["audio_quality"]
     assert "silent" in outcome.failed_checks["audio_quality"]
+
+
+def test_training_uses_voice_examples_only_when_asked_and_available(env_settings, instance,
+                                                                    import_persona,
+                                                                    local_tiny):
+    from clone_pipeline.defs.assets_training import trained_adapter
+    from clone_pipeline.defs.resources import CloneStore
+
+    import_persona("walter-okafor")
+    assert run_job_for_user(instance, "data_only", "walter-okafor").success
+    config = {"ops": {"trained_adapter": {"config": {
+        "max_steps": 2, "batch_size": 4, "context_length": 256, "min_free_disk_gb": 0.1,
+        "include_voice_integration": True}}}}
+
+    def train():
+        return dg.materialize([trained_adapter], partition_key="walter-okafor",
+                              instance=instance, resources={"store": CloneStore()},
+                              run_config=config, raise_on_error=False)
+
+    refused = train()
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.is_step_failure)
+    assert "no passed voice_alignment" in str(failure.step_failure_data.error.message)
+
+    assert run_job_for_user(instance, "voice_integration", "walter-okafor").success
+    trained = train()
+    assert trained.success, [e.step_failure_data.error.message for e in trained.all_events
+                             if e.is_step_failure]
+    logs = [e.user_message for e in instance.all_logs(trained.run_id)]
+    assert any("voice-conditioned examples added" in m for m in logs)
