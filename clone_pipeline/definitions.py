@@ -17,13 +17,15 @@ from clone_pipeline.defs.sensors import (
     training_run_canceled,
     training_run_failed,
     user_data_changed,
+    voice_recordings_changed,
 )
 
 defs = dg.Definitions(
     assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation,
             voice_profile, voice_alignment],
     jobs=[data_only, complete_workflow, voice_integration, *training_presets],
-    sensors=[user_data_changed, training_run_failed, training_run_canceled],
+    sensors=[user_data_changed, voice_recordings_changed, training_run_failed,
+             training_run_canceled],
     schedules=[nightly_data_refresh],
     resources={"store": CloneStore()},
 )

@@ -132,12 +132,13 @@ def users_overview(session: Session) -> list[dict[str, Any]]:
     return out
 
 
-def source_changes_since(session: Session, since: datetime | None) -> dict[str, datetime]:
-    """external_id -> latest updated_at across the user and their items, for users changed
-    after *since* (all users when None)."""
-    parts = [select(User.id.label("user_id"), User.updated_at.label("ts"))]
-    parts += [select(m.user_id.label("user_id"), m.updated_at.label("ts"))
-              for m in SOURCE_MODELS.values()]
+def source_changes_since(session: Session, since: datetime | None,
+                         tables: tuple[str, ...] | None = None) -> dict[str, datetime]:
+    """external_id -> latest updated_at across the user and their items (or only the
+    *tables* named), for users changed after *since* (all users when None)."""
+    models = SOURCE_MODELS.values() if tables is None else [SOURCE_MODELS[t] for t in tables]
+    parts = [] if tables else [select(User.id.label("user_id"), User.updated_at.label("ts"))]
+    parts += [select(m.user_id.label("user_id"), m.updated_at.label("ts")) for m in models]
     changes = union_all(*parts).subquery()
     query = (select(User.external_id, func.max(changes.c.ts))
              .join(changes, changes.c.user_id == User.id).group_by(User.external_id))

@@ -1,5 +1,5 @@
-"""Sensors: register users whose source data changed and request their data runs; close the
-training-run rows of Dagster runs that failed or were cancelled."""
+"""Sensors: register users whose source data changed and request their data (and voice) runs;
+close the training-run rows of Dagster runs that failed or were cancelled."""
 
 from datetime import datetime
 
@@ -7,7 +7,7 @@ import dagster as dg
 
 from clone_pipeline.db import repository
 from clone_pipeline.db.session import session_scope
-from clone_pipeline.defs.jobs import data_only
+from clone_pipeline.defs.jobs import data_only, voice_integration
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneStore
 from clone_pipeline.training import runs
@@ -20,14 +20,29 @@ from clone_pipeline.training import runs
                        "changed since the last tick (cursor over updated_at).")
 def user_data_changed(context: dg.SensorEvaluationContext,
                       store: CloneStore) -> dg.SensorResult:
+    return _changed_users(context, store, tables=None, remove_deleted=True)
+
+
+@dg.sensor(job=voice_integration, minimum_interval_seconds=60,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Requests a voice_integration run for each user whose voice "
+                       "recordings changed since the last tick (cursor over updated_at).")
+def voice_recordings_changed(context: dg.SensorEvaluationContext,
+                             store: CloneStore) -> dg.SensorResult:
+    return _changed_users(context, store, tables=("voice_recordings",), remove_deleted=False)
+
+
+def _changed_users(context: dg.SensorEvaluationContext, store: CloneStore,
+                   tables: tuple[str, ...] | None, remove_deleted: bool) -> dg.SensorResult:
+    """Run requests for users changed since the cursor; partitions added (and removed)."""
     since = datetime.fromisoformat(context.cursor) if context.cursor else None
     settings = store.settings()
     with session_scope(settings.database_url) as session:
-        changes = repository.source_changes_since(session, since)
+        changes = repository.source_changes_since(session, since, tables)
         current = repository.all_external_ids(session)
     registered = set(context.instance.get_dynamic_partitions(users.name))
     added = sorted(set(changes) - registered)
-    removed = sorted(registered - current)
+    removed = sorted(registered - current) if remove_deleted else []
     requests = []
     if added:
         requests.append(users.build_add_request(added))

@@ -1,6 +1,7 @@
 """The change sensor (partitions follow users; runs follow changed data) and the schedule."""
 
 import json
+import shutil
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -9,17 +10,17 @@ from clone_pipeline.db.repository import delete_user
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.defs.resources import CloneStore
 from clone_pipeline.defs.schedules import nightly_data_refresh
-from clone_pipeline.defs.sensors import user_data_changed
+from clone_pipeline.defs.sensors import user_data_changed, voice_recordings_changed
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.ingest import import_export
 
 
-def _tick(instance, settings, cursor):
+def _tick(instance, settings, cursor, sensor=user_data_changed):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor,
         resources={"store": CloneStore(home=str(settings.home),
                                        database_url=settings.database_url)})
-    result = user_data_changed(context)
+    result = sensor(context)
     for request in result.dynamic_partitions_requests:  # what the daemon would apply
         if isinstance(request, dg.AddDynamicPartitionsRequest):
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
@@ -67,3 +68,26 @@ def test_nightly_schedule_requests_every_user(instance):
     requests = nightly_data_refresh(context)
     assert [r.partition_key for r in requests] == ["a-user", "b-user"]
     assert requests[0].run_key == "nightly:2026-11-26:a-user"
+
+
+def test_voice_sensor_follows_recordings_only(sqlite_settings, instance, tmp_path):
+    import_export(PERSONAS_DIR / "margaret-ellis", sqlite_settings)
+    first = _tick(instance, sqlite_settings, None, voice_recordings_changed)
+    assert [r.partition_key for r in first.run_requests] == ["margaret-ellis"]
+    assert instance.get_dynamic_partitions("users") == ["margaret-ellis"]
+
+    folder = tmp_path / "export"
+    shutil.copytree(PERSONAS_DIR / "margaret-ellis", folder)
+    doc = json.loads((folder / "export.json").read_text())
+    doc["responses"][0]["answer"] += " And that was that."
+    (folder / "export.json").write_text(json.dumps(doc))
+    import_export(folder, sqlite_settings)
+    text_only = _tick(instance, sqlite_settings, first.cursor, voice_recordings_changed)
+    assert text_only.run_requests == []  # written material changed, not the voice
+
+    doc["voice_recordings"][0]["text"] = doc["voice_recordings"][0]["text"].replace(
+        "rainbow.", "rainbow!")
+    (folder / "export.json").write_text(json.dumps(doc))
+    import_export(folder, sqlite_settings)
+    voice = _tick(instance, sqlite_settings, text_only.cursor, voice_recordings_changed)
+    assert [r.partition_key for r in voice.run_requests] == ["margaret-ellis"]
