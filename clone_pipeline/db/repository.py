@@ -97,11 +97,17 @@ def latest_evaluation(session: Session, external_id: str) -> dict[str, Any] | No
     return {"version": version.version, **version.metrics["evaluation"]}
 
 
+def latest_row(session: Session, model, user_id: uuid.UUID, status: str | None = None):
+    """The user's newest row of a pipeline table (optionally with the given status)."""
+    query = select(model).where(model.user_id == user_id)
+    if status is not None:
+        query = query.where(model.status == status)
+    return session.scalars(query.order_by(model.created_at.desc()).limit(1)).first()
+
+
 def latest_voice(session: Session, external_id: str) -> dict[str, Any] | None:
     """The user's newest voice profile and integration figures (None if never profiled)."""
-    user = get_user(session, external_id)
-    profile = session.scalar(select(VoiceProfile).where(VoiceProfile.user_id == user.id)
-                             .order_by(VoiceProfile.created_at.desc()).limit(1))
+    profile = latest_row(session, VoiceProfile, get_user(session, external_id).id)
     if profile is None:
         return None
     integration = session.scalar(

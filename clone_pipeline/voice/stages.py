@@ -114,10 +114,7 @@ def latest_profile(settings: Settings, external_id: str) -> tuple[uuid.UUID, dic
     """(id, profile) of the user's latest ready voice profile."""
     with session_scope(settings.database_url) as session:
         user = repository.get_user(session, external_id)
-        row = session.scalars(select(VoiceProfile)
-                              .where(VoiceProfile.user_id == user.id,
-                                     VoiceProfile.status == "ready")
-                              .order_by(VoiceProfile.created_at.desc()).limit(1)).first()
+        row = repository.latest_row(session, VoiceProfile, user.id, "ready")
         return (row.id, dict(row.profile)) if row else None
 
 
@@ -172,10 +169,7 @@ def voice_training_file(settings: Settings, external_id: str, fmt: str
     """(path, repeats) of the latest passed integration's examples in *fmt*, if any."""
     with session_scope(settings.database_url) as session:
         user = repository.get_user(session, external_id)
-        row = session.scalars(select(VoiceLlmIntegration)
-                              .where(VoiceLlmIntegration.user_id == user.id,
-                                     VoiceLlmIntegration.status == "passed")
-                              .order_by(VoiceLlmIntegration.created_at.desc()).limit(1)).first()
+        row = repository.latest_row(session, VoiceLlmIntegration, user.id, "passed")
         if row is None:
             return None
         rel = row.stages.get("integrated_data", {}).get("files", {}).get(fmt)
