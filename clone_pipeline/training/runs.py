@@ -7,7 +7,7 @@ import json
 import math
 import shutil
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,26 +141,34 @@ def check_memory(config: TrainConfig, model_config,
     check = MemoryCheck(estimate, available_memory_mb, source)
     if available_memory_mb is None or estimate.total_bytes <= available_memory_mb * 2**20:
         return check
-    advice = _memory_advice(config, hardware, estimate, available_memory_mb * 2**20)
+    advice = _memory_advice(config, model_config, hardware, estimate,
+                            available_memory_mb * 2**20)
     raise PreflightError(f"not enough memory to train on the {hardware.profile.name!r} "
                          f"profile: the run {check.describe()}. To fit, {advice}.")
 
 
-def _memory_advice(config: TrainConfig, hardware: HardwareReport, estimate: MemoryEstimate,
-                   available: float) -> str:
+def _memory_advice(config: TrainConfig, model_config, hardware: HardwareReport,
+                   estimate: MemoryEstimate, available: float) -> str:
     """What would make the run fit in *available* bytes, most effective first."""
-    from clone_pipeline.training.trainer import use_checkpointing
+    from clone_pipeline.training.trainer import activation_bytes_per_sequence, use_checkpointing
 
     on_gpu = hardware.profile.device == "cuda"
-    room = available - estimate.weights_bytes - estimate.adapter_bytes
+    room = available - (estimate.total_bytes - estimate.activation_bytes)
     advice = []
-    if room > 0:  # the weights fit: fewer or shorter sequences may be enough
+    if room > 0:  # everything but the activations fits: fewer or shorter sequences may
         per_sequence = estimate.activation_bytes / estimate.micro_batch
         if estimate.micro_batch > 1 and room >= per_sequence:
-            micro = 2 ** int(math.log2(room // per_sequence))
-            advice.append(f"set micro_batch_size to {micro}")
-        longest = int(config.context_length * room / per_sequence)  # at micro-batch 1
-        if 32 <= longest < config.context_length:
+            advice.append(f"set micro_batch_size to {2 ** int(math.log2(room // per_sequence))}")
+        longest = 0  # the longest context at which this micro-batch fits, by bisection
+        low, high = 32, config.context_length - 1
+        while low <= high:
+            middle = (low + high) // 2
+            if estimate.micro_batch * activation_bytes_per_sequence(
+                    replace(config, context_length=middle), model_config, hardware) <= room:
+                longest, low = middle, middle + 1
+            else:
+                high = middle - 1
+        if longest:
             advice.append(f"shorten context_length to {longest} tokens or less "
                           f"(now {config.context_length})")
         if not use_checkpointing(config, hardware):

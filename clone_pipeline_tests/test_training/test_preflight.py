@@ -1,5 +1,6 @@
 """Memory pre-flight: the run's estimated peak memory against what its profile has free."""
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -81,19 +82,21 @@ def test_a_model_too_big_for_the_memory_fails_with_the_figures(ready_user, seven
     assert 20 * GIB < roomy.total_bytes < 64 * GIB
 
 
-def test_activations_that_do_not_fit_name_the_micro_batch_and_context(ready_user):
+def test_the_advice_given_makes_the_run_fit(ready_user):
     config = TrainConfig(hardware_profile="cpu", context_length=512, batch_size=4,
                          micro_batch_size=4)
     estimate = preflight(ready_user, USER, config, min_free_disk_gb=0.1).memory.estimate
     per_sequence = estimate.activation_bytes / 4
-    fixed = estimate.weights_bytes + estimate.adapter_bytes
-    available_mb = (fixed + 1.5 * per_sequence) / 2**20  # room for one sequence, not four
-    with pytest.raises(PreflightError, match="set micro_batch_size to 1"):
-        preflight(ready_user, USER, config, min_free_disk_gb=0.1,
-                  available_memory_mb=available_mb)
-    tight = replace(config, micro_batch_size=1)
-    tighter_mb = (fixed + 0.5 * per_sequence) / 2**20  # not even one sequence of 512 tokens
-    with pytest.raises(PreflightError, match=r"shorten context_length to 25\d tokens"):
-        preflight(ready_user, USER, tight, min_free_disk_gb=0.1,
-                  available_memory_mb=tighter_mb)
-
+    rest = estimate.total_bytes - estimate.activation_bytes
+    for sequences, advised in ((1.5, r"set micro_batch_size to (\d+)"),
+                               (0.5, r"shorten context_length to (\d+) tokens")):
+        available_mb = (rest + sequences * per_sequence) / 2**20
+        with pytest.raises(PreflightError) as failure:
+            preflight(ready_user, USER, config, min_free_disk_gb=0.1,
+                      available_memory_mb=available_mb)
+        value = int(re.search(advised, str(failure.value)).group(1))
+        field = "micro_batch_size" if "micro" in advised else "context_length"
+        assert value < getattr(config, field)
+        followed = preflight(ready_user, USER, replace(config, **{field: value}),
+                             min_free_disk_gb=0.1, available_memory_mb=available_mb)
+        assert followed.memory.estimate.total_bytes <= available_mb * 2**20
