@@ -63,6 +63,12 @@ def resolve_base_model(name: str, models_dir: Path) -> str:
     return name
 
 
+def attention_implementation(config: TrainConfig, hardware: HardwareReport) -> str:
+    """What the model will really run: the profile's choice, or SDPA when the config turns
+    flash-attention off. Packing needs the block mask unless this is flash_attention_2."""
+    return hardware.profile.attention if config.flash_attention else "sdpa"
+
+
 def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
     """Base model with LoRA adapters attached, and its tokenizer. Never downloads."""
     from peft import get_peft_model, prepare_model_for_kbit_training
@@ -71,8 +77,7 @@ def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
     source = resolve_base_model(config.base_model, models_dir)
     profile = hardware.profile
     kwargs: dict[str, Any] = {"local_files_only": True,
-                              "attn_implementation": (profile.attention if
-                                                      config.flash_attention else "sdpa")}
+                              "attn_implementation": attention_implementation(config, hardware)}
     if config.quantization != "none":
         if profile.device != "cuda":
             raise RuntimeError(f"{config.quantization} quantization (QLoRA) needs a CUDA GPU "
@@ -155,7 +160,7 @@ def activation_bytes_per_sequence(config: TrainConfig, model_config,
     layers = model_config.num_hidden_layers if not use_checkpointing(config, hardware) else 2
     tokens = config.context_length
     per_token = layers * 16 * model_config.hidden_size * bytes_per + 5 * model_config.vocab_size * 4
-    flash = config.flash_attention and hardware.profile.attention == "flash_attention_2"
+    flash = attention_implementation(config, hardware) == "flash_attention_2"
     attention = 0 if flash else layers * 2 * model_config.num_attention_heads * tokens**2 * 4
     return tokens * per_token + attention
 
@@ -299,7 +304,9 @@ class Trainer:
         self.evals_without_improvement = 0
         self.tokens_trained = 0
         self.history: list[dict[str, Any]] = []
-        self.block_mask = self.hardware.profile.attention != "flash_attention_2"
+        # flash-attention keeps packed examples apart by their position ids; anything else
+        # needs the block-diagonal mask (also when the config turned flash-attention off)
+        self.block_mask = attention_implementation(config, self.hardware) != "flash_attention_2"
 
     # ------------------------------------------------------------------ data order
 

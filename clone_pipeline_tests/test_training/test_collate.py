@@ -70,3 +70,17 @@ def test_packed_examples_do_not_see_each_other(local_tiny):
                       position_ids=batch["position_ids"]).logits[0]
     first = pack(examples, 128)[0].lengths[0]
     assert not torch.allclose(leaky[first:], packed[first:], atol=1e-3)
+
+
+def test_packing_keeps_the_block_mask_unless_flash_attention_really_runs():
+    from clone_pipeline.training.config import TrainConfig
+    from clone_pipeline.training.hardware import HardwareReport, Profile
+    from clone_pipeline.training.trainer import attention_implementation
+
+    flash_gpu = HardwareReport(Profile("h100", "cuda", "bf16", False, 70_000,
+                                       attention="flash_attention_2"))
+    assert attention_implementation(TrainConfig(), flash_gpu) == "flash_attention_2"
+    # Turning flash-attention off on a flash-capable GPU runs SDPA, which needs the mask.
+    assert attention_implementation(TrainConfig(flash_attention=False), flash_gpu) == "sdpa"
+    cpu = HardwareReport(Profile("cpu", "cpu", "fp32", False, 4_000))
+    assert attention_implementation(TrainConfig(), cpu) == "sdpa"
