@@ -31,7 +31,7 @@ from clone_pipeline.voice.quality import QUALITY_BAR, Quality, measure
 
 EXPECTED_PASSAGES = 4  # the seed's reading set
 PAUSE_S = 0.15  # a gap between words at least this long is a pause
-EMBED_MAX_S = 40  # seconds of audio the speaker embedding averages over
+EMBED_MAX_S = 20  # seconds of audio the speaker embedding averages over
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?:\s|$)")
 
 
@@ -322,7 +322,7 @@ def speaker_embedding(audios: list[np.ndarray]) -> list[float] | None:
     torch.set_num_threads(1)  # a small LSTM: more threads only contend on a busy machine
     try:
         encoder = _encoder(VoiceEncoder)
-        # the d-vector is an average: 40 s of speech is plenty and bounds the cost
+        # the d-vector is an average over windows: 20 s of speech is plenty, bounds the cost
         wav = preprocess_wav(np.concatenate(audios)[:EMBED_MAX_S * ANALYSIS_RATE],
                              source_sr=ANALYSIS_RATE)
         # 0.7 windows a second instead of 1.3: cosine 0.998 to the default, half the time
