@@ -313,26 +313,27 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
 
 
 def _voice_table(voices: dict[str, dict | None]) -> Table:
-    table = Table(title="Voice profiles (measured from the recordings) and alignment")
-    for col in ("user", "usable", "median pitch", "range", "speaking rate", "pauses/min",
-                "jitter / shimmer / HNR", "alignment accuracy", "emotional consistency",
-                "checks"):
+    table = Table(title="Voice profiles (measured from the recordings) and alignment",
+                  caption="rate in syllables/s; alignment: share of words where both "
+                  "aligners agree within 150 ms; emotion: text/voice consistency")
+    table.add_column("user", no_wrap=True, min_width=14)
+    for col in ("usable", "pitch", "range", "rate", "pauses/min", "jitter/shimmer", "HNR",
+                "alignment", "emotion", "check"):
         table.add_column(col)
     for name, v in voices.items():
         if not v or v["status"] != "ready":
             why = "; ".join(r for q in (v or {}).get("quality", {}).values()
                             for r in q["reasons"]) or "no recordings"
-            table.add_row(name, "0", "-", "-", "-", "-", "-", "-", "-", f"failed: {why}")
+            table.add_row(name, "0", *["-"] * 8, f"failed: {why}")
             continue
         p, i = v["profile"], v["integration"] or {}
         vq = p["voice_quality"]
         usable = sum(q["usable"] for q in v["quality"].values())
         table.add_row(
             name, f"{usable}/{len(v['quality'])}", f"{p['pitch']['median_hz']:.0f} Hz",
-            f"{p['pitch']['range_st']:.1f} st",
-            f"{p['timing']['speaking_rate_syll_s']:.2f} syll/s",
+            f"{p['pitch']['range_st']:.1f} st", f"{p['timing']['speaking_rate_syll_s']:.2f}",
             f"{p['timing']['pauses_per_minute']:.1f}",
-            f"{vq['jitter_local']:.3f} / {vq['shimmer_local']:.3f} / {vq['hnr_db']:.1f} dB",
+            f"{vq['jitter_local']:.3f}/{vq['shimmer_local']:.3f}", f"{vq['hnr_db']:.1f} dB",
             f"{i.get('alignment_accuracy') or 0:.3f}",
             f"{i.get('emotional_consistency') or 0:.3f}", i.get("status", "not aligned"))
     return table
