@@ -7,13 +7,24 @@ from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.ingest import import_export
 
 
-@pytest.fixture
-def env_settings(settings, monkeypatch):
-    """Point the definitions' env-driven CloneStore at the test's data root and database."""
+def _point_env_at(settings, monkeypatch):
     monkeypatch.setenv("CLONE_HOME", str(settings.home))
     monkeypatch.setenv("CLONE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CLONE_MODELS_DIR", str(settings.models_dir))
     return settings
+
+
+@pytest.fixture
+def env_settings(settings, monkeypatch):
+    """Point the definitions' env-driven CloneStore at the test's data root and database
+    (once on SQLite, once on PostgreSQL)."""
+    return _point_env_at(settings, monkeypatch)
+
+
+@pytest.fixture
+def sqlite_env_settings(sqlite_settings, monkeypatch):
+    """The same on SQLite only, for slow tests whose database side is covered elsewhere."""
+    return _point_env_at(sqlite_settings, monkeypatch)
 
 
 @pytest.fixture

@@ -55,13 +55,13 @@ def test_voice_assets_for_two_users(env_settings, instance, import_persona):
         assert all(i.status == "passed" for i in integrations)
 
 
-def test_unusable_audio_fails_the_blocking_check_with_reasons(env_settings, instance,
+def test_unusable_audio_fails_the_blocking_check_with_reasons(sqlite_env_settings, instance,
                                                               tmp_path):
     folder = tmp_path / "export"
     shutil.copytree(PERSONAS_DIR / "walter-okafor", folder)
     for path in (folder / "audio").iterdir():
         sf.write(str(path), np.zeros(16000 * 4, np.float32), 16000)
-    import_export(folder, env_settings)
+    import_export(folder, sqlite_env_settings)
     outcome = run_job_for_user(instance, "voice_integration", "walter-okafor")
     assert not outcome.success
     assert outcome.materialized == ["voice_profile"]  # voice_alignment never ran
@@ -69,13 +69,12 @@ def test_unusable_audio_fails_the_blocking_check_with_reasons(env_settings, inst
     assert "silent" in outcome.failed_checks["audio_quality"]
 
 
-def test_training_uses_voice_examples_only_when_asked_and_available(env_settings, instance,
-                                                                    import_persona,
-                                                                    local_tiny):
+def test_training_uses_voice_examples_only_when_asked_and_available(sqlite_env_settings,
+                                                                    instance, local_tiny):
     from clone_pipeline.defs.assets_training import trained_adapter
     from clone_pipeline.defs.resources import CloneStore
 
-    import_persona("walter-okafor")
+    import_export(PERSONAS_DIR / "walter-okafor", sqlite_env_settings)
     assert run_job_for_user(instance, "data_only", "walter-okafor").success
     config = {"ops": {"trained_adapter": {"config": {
         "max_steps": 2, "batch_size": 4, "context_length": 256, "min_free_disk_gb": 0.1,
