@@ -18,6 +18,7 @@ import numpy as np
 
 from clone_pipeline.voice import espeak
 from clone_pipeline.voice.audio_io import ANALYSIS_RATE, resample
+from clone_pipeline.voice.lazy import process_singleton
 
 FLAG_MS = 150.0
 _FRAME_S = 0.01  # pocketsphinx frames are 10 ms
@@ -130,16 +131,7 @@ class _Aligner:
         return (list(d.seg()) if d.hyp() is not None else []), max(d.n_frames(), 1)
 
 
-_aligner: _Aligner | None = None
-_aligner_lock = threading.Lock()
-
-
-def _get_aligner() -> _Aligner:
-    global _aligner
-    with _aligner_lock:
-        if _aligner is None:
-            _aligner = _Aligner()
-        return _aligner
+_get_aligner = process_singleton(_Aligner)
 
 
 def syllable_count(text: str) -> int:

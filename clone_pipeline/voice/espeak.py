@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clone_pipeline.voice.lazy import process_singleton
+
 _EVENT_WORD = 1
 _EVENT_LIST_TERMINATED = 0
 _OUTPUT_SYNCHRONOUS = 2
@@ -128,16 +130,7 @@ class _Engine:
         return (out or b"").decode("utf-8", "replace")
 
 
-_engine: _Engine | None = None
-_engine_lock = threading.Lock()
-
-
-def engine() -> _Engine:
-    global _engine
-    with _engine_lock:
-        if _engine is None:
-            _engine = _Engine()
-        return _engine
+engine = process_singleton(_Engine)
 
 
 def render(text: str, *, voice: str = "en-us", rate: int = 175, pitch: int = 50,
