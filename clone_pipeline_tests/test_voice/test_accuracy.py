@@ -9,7 +9,13 @@ import pytest
 from parselmouth.praat import call
 
 from clone_pipeline.voice import espeak
-from clone_pipeline.voice.alignment import forced_align, syllable_count, tokenize
+from clone_pipeline.voice.alignment import (
+    AlignmentError,
+    _get_aligner,
+    forced_align,
+    syllable_count,
+    tokenize,
+)
 from clone_pipeline.voice.analysis import Recording, analyse_recordings, pitch_track
 from clone_pipeline.voice.audio_io import ANALYSIS_RATE, resample
 from clone_pipeline.voice.synthesis import median_pitch, speaking_rate
@@ -100,3 +106,24 @@ def test_real_human_recording_is_analysed_and_aligned_sensibly():
     assert words[-1].end <= passage.quality.duration_s + 0.01
     assert 2.5 < analysis.profile["timing"]["speaking_rate_syll_s"] < 7.0
     assert analysis.warnings  # one passage of the seed's four
+
+
+def test_out_of_vocabulary_words_get_espeak_pronunciations():
+    text = "Grandma Okafor baked zorbleberry pies for the Delgado twins."
+    rendering, audio = _render16(text)
+    alignment = forced_align(audio, text)  # raises if any word could not be placed
+    assert "zorbleberry" in [w.word for w in alignment.words]
+    # the decoder learnt it from eSpeak NG (this call, or an earlier one in the process)
+    assert _get_aligner().decoder.lookup_word("zorbleberry")
+    known = {char: sample / rendering.sample_rate for char, _, sample in rendering.words}
+    errors = [abs(w.start - known[w.char_start]) for w in alignment.words
+              if w.char_start in known]
+    assert np.median(errors) < 0.040
+
+
+def test_an_out_of_vocabulary_transcript_for_other_speech_fails_loudly():
+    _, audio = _render16()
+    with pytest.raises(AlignmentError, match="does not match the transcript"):
+        forced_align(audio, "Xqzt brrk vlorp zindle quaffix.")
+    with pytest.raises(AlignmentError, match="no words"):
+        forced_align(audio, "... --- !!!")
