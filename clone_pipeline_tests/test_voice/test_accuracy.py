@@ -127,3 +127,21 @@ def test_an_out_of_vocabulary_transcript_for_other_speech_fails_loudly():
         forced_align(audio, "Xqzt brrk vlorp zindle quaffix.")
     with pytest.raises(AlignmentError, match="no words"):
         forced_align(audio, "... --- !!!")
+
+
+def test_speaker_embedding_tells_speakers_apart():
+    import json
+
+    from clone_pipeline.demo import PERSONAS_DIR
+    from clone_pipeline.voice.analysis import speaker_embedding
+    from clone_pipeline.voice.audio_io import load_audio
+
+    def passages(name):
+        doc = json.loads((PERSONAS_DIR / name / "export.json").read_text())
+        return [load_audio(PERSONAS_DIR / name / v["file"]) for v in doc["voice_recordings"]]
+
+    walter, rosa = passages("walter-okafor"), passages("rosa-delgado")
+    w1, w2 = (np.array(speaker_embedding([a])) for a in (walter[0], walter[1]))
+    r1 = np.array(speaker_embedding([rosa[0]]))
+    assert abs(np.linalg.norm(w1) - 1) < 1e-3  # unit vectors: dot product is cosine
+    assert float(w1 @ w2) > float(w1 @ r1) + 0.05
