@@ -9,7 +9,6 @@ FLAG_MS on a passage's median word, the passage is flagged.
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from dataclasses import asdict, dataclass
@@ -26,6 +25,10 @@ _WORD_RE = re.compile(r"[A-Za-z0-9]+(?:'[A-Za-z]+)?")
 _FILLERS = {"<s>", "</s>", "<sil>", "[NOISE]", "[SPEECH]"}
 _VOWEL_PHONES = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY",
                  "UH", "UW"}
+
+
+def _syllables(phones: str) -> int:
+    return max(1, sum(p in _VOWEL_PHONES for p in phones.split()))
 
 
 class AlignmentError(ValueError):
@@ -56,10 +59,6 @@ class WordTiming:
 @dataclass
 class Alignment:
     words: list[WordTiming]
-    # mean log acoustic score per frame relative to the best senone (0 is perfect); low values
-    # mean the audio fits the transcript poorly
-    frame_score: float
-    added_words: list[str]  # pronunciations derived from eSpeak NG
 
 
 def tokenize(text: str) -> list[Token]:
@@ -80,24 +79,20 @@ class _Aligner:
                                wbeam=1e-40, pbeam=1e-60)
         self.lock = threading.Lock()
 
-    def pronunciation(self, key: str) -> tuple[str, bool]:
+    def pronunciation(self, key: str) -> str:
+        """ARPAbet for *key*: cmudict's, else learnt from eSpeak NG's phonemes."""
         phones = self.decoder.lookup_word(key)
         if phones:
-            return phones, False
+            return phones
         phones = espeak.arpabet(key)
         if not phones:
             raise AlignmentError(f"no pronunciation for the word {key!r}")
         self.decoder.add_word(key, phones, True)
-        return phones, True
+        return phones
 
     def align(self, audio: np.ndarray, tokens: list[Token]) -> Alignment:
         with self.lock:
-            added, syllables = [], {}
-            for tok in tokens:
-                phones, new = self.pronunciation(tok.key)
-                if new:
-                    added.append(tok.key)
-                syllables[tok.key] = max(1, sum(p in _VOWEL_PHONES for p in phones.split()))
+            syllables = {tok.key: _syllables(self.pronunciation(tok.key)) for tok in tokens}
             # A faint noise floor under the speech: digital silence (synthetic or gated
             # recordings) breaks the decoder's feature normalisation. Measured on the demo
             # voices, -28 dB under the speech level aligns every passage; the other levels
@@ -106,29 +101,28 @@ class _Aligner:
             rng = np.random.default_rng(0)
             for relative in (0.04, 0.12, 0.012):
                 noisy = audio + relative * level * rng.standard_normal(len(audio))
-                segments, n_frames = self._decode(noisy, tokens)
+                segments = self._decode(noisy, tokens)
                 spoken = [s for s in segments if s.word not in _FILLERS]
                 if len(spoken) == len(tokens):
                     break
         if len(spoken) != len(tokens):
             raise AlignmentError("speech does not match the transcript (different words, "
                                  "another language, or no speech)")
-        frame_score = sum(math.log(max(s.ascore, 1e-300)) for s in segments) / n_frames
         words = []
         for tok, seg in zip(tokens, spoken, strict=True):
             start, end = seg.start_frame * _FRAME_S, (seg.end_frame + 1) * _FRAME_S
             words.append(WordTiming(tok.text, start, end, tok.char_start, tok.char_end,
                                     syllables[tok.key]))
-        return Alignment(words, frame_score, added)
+        return Alignment(words)
 
-    def _decode(self, audio: np.ndarray, tokens: list[Token]) -> tuple[list, int]:
+    def _decode(self, audio: np.ndarray, tokens: list[Token]) -> list:
         d = self.decoder
         d.set_align_text(" ".join(t.key for t in tokens))
         d.start_utt()
         d.process_raw((np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16).tobytes(),
                       full_utt=True)
         d.end_utt()
-        return (list(d.seg()) if d.hyp() is not None else []), max(d.n_frames(), 1)
+        return list(d.seg()) if d.hyp() is not None else []
 
 
 _get_aligner = process_singleton(_Aligner)
@@ -138,8 +132,7 @@ def syllable_count(text: str) -> int:
     """Syllables in *text* from its pronunciations (cmudict, else eSpeak NG)."""
     aligner = _get_aligner()
     with aligner.lock:
-        phones = [aligner.pronunciation(t.key)[0] for t in tokenize(text)]
-    return sum(max(1, sum(p in _VOWEL_PHONES for p in ph.split())) for ph in phones)
+        return sum(_syllables(aligner.pronunciation(t.key)) for t in tokenize(text))
 
 
 def forced_align(audio: np.ndarray, text: str) -> Alignment:

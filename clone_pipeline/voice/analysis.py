@@ -27,6 +27,7 @@ from clone_pipeline.voice.alignment import (
     forced_align,
 )
 from clone_pipeline.voice.audio_io import ANALYSIS_RATE, AudioError, load_audio, resample
+from clone_pipeline.voice.lazy import process_singleton
 from clone_pipeline.voice.quality import QUALITY_BAR, Quality, measure
 
 EXPECTED_PASSAGES = 4  # the seed's reading set
@@ -97,7 +98,7 @@ class VoiceAnalysis:
             words = [WordTiming(**w) for w in d["words"]]
             rec = Recording(d["recording_id"], d["passage_id"], d["text"], Path(d["path"]))
             passages.append(PassageAnalysis(
-                rec, quality, alignment=Alignment(words, 0.0, []) if words else None,
+                rec, quality, alignment=Alignment(words) if words else None,
                 cross_check=d["cross_check"], features=d["features"],
                 sentences=d["sentences"]))
         return cls(passages, data["profile"], data["warnings"], data.get("timings", {}))
@@ -308,20 +309,26 @@ def _r(x, nd: int = 2):
 # ------------------------------------------------------------------ the speaker
 
 
-def speaker_embedding(audios: list[np.ndarray]) -> list[float] | None:
-    """Resemblyzer's d-vector over all usable audio (its encoder ships in the wheel)."""
-    try:
-        import torch
+def _make_encoder():
+    with warnings.catch_warnings():  # its imports use deprecated scipy/setuptools APIs
+        warnings.simplefilter("ignore")
+        from resemblyzer import VoiceEncoder
+    return VoiceEncoder("cpu", verbose=False)
 
-        with warnings.catch_warnings():  # its imports use deprecated scipy/setuptools APIs
-            warnings.simplefilter("ignore")
-            from resemblyzer import VoiceEncoder, preprocess_wav
-    except ImportError:
-        return None
+
+_encoder = process_singleton(_make_encoder)
+
+
+def speaker_embedding(audios: list[np.ndarray]) -> list[float]:
+    """Resemblyzer's d-vector over the audio (its encoder ships in the wheel), unit length."""
+    import torch
+
+    encoder = _encoder()
+    from resemblyzer import preprocess_wav
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a small LSTM: more threads only contend on a busy machine
     try:
-        encoder = _encoder(VoiceEncoder)
         # the d-vector is an average over windows: 20 s of speech is plenty, bounds the cost
         wav = preprocess_wav(np.concatenate(audios)[:EMBED_MAX_S * ANALYSIS_RATE],
                              source_sr=ANALYSIS_RATE)
@@ -329,16 +336,6 @@ def speaker_embedding(audios: list[np.ndarray]) -> list[float] | None:
         return [round(float(x), 5) for x in encoder.embed_utterance(wav, rate=0.7)]
     finally:
         torch.set_num_threads(threads)
-
-
-_ENCODER = None
-
-
-def _encoder(cls):
-    global _ENCODER
-    if _ENCODER is None:
-        _ENCODER = cls("cpu", verbose=False)
-    return _ENCODER
 
 
 def mfcc_summary(audios: list[np.ndarray]) -> dict[str, list[float]]:

@@ -87,6 +87,12 @@ def load_audio(path: Path, sample_rate: int = ANALYSIS_RATE) -> np.ndarray:
     return resample(audio, rate, sample_rate)
 
 
+def frame_rms(audio: np.ndarray, frame: int) -> np.ndarray:
+    """RMS of consecutive non-overlapping frames of *frame* samples (a partial tail dropped)."""
+    n = len(audio) // frame
+    return np.sqrt(np.mean(audio[: n * frame].reshape(n, frame) ** 2, axis=1))
+
+
 def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
     audio = np.ascontiguousarray(audio, dtype=np.float32)
     if rate == target:

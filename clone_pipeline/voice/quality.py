@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clone_pipeline.voice.audio_io import frame_rms
+
 QUALITY_BAR = 75.0
 MIN_DURATION_S = 2.0
 SILENT_DBFS = -50.0
@@ -71,16 +73,15 @@ def measure(audio: np.ndarray, sample_rate: int) -> Quality:
     if len(audio) < _FRAME:
         return Quality(duration, 0.0, -200.0, -200.0, 0.0, 0.0, 1.0,
                        reasons=[f"too short ({duration:.2f} s; at least {MIN_DURATION_S} s)"])
-    n = len(audio) // _FRAME
-    frame_rms = np.sqrt(np.mean(audio[: n * _FRAME].reshape(n, _FRAME) ** 2, axis=1))
+    rms_frames = frame_rms(audio, _FRAME)
     peak = float(np.max(np.abs(audio)))
     rms = float(np.sqrt(np.mean(audio**2)))
     # Speech frames: within 35 dB of the loudest frames (what librosa.effects.split does).
-    loud = np.percentile(frame_rms, 98)
-    speech = frame_rms > loud * 10 ** (-35 / 20)
+    loud = np.percentile(rms_frames, 98)
+    speech = rms_frames > loud * 10 ** (-35 / 20)
     speech_s = float(speech.sum() * _FRAME / sample_rate)
-    noise = np.percentile(frame_rms, 10)
-    snr = min(60.0, _db(np.percentile(frame_rms, 95)) - _db(noise)) if noise > 1e-7 else 60.0
+    noise = np.percentile(rms_frames, 10)
+    snr = min(60.0, _db(np.percentile(rms_frames, 95)) - _db(noise)) if noise > 1e-7 else 60.0
     clipped = np.abs(audio) >= CLIP_LEVEL
     # A clipped run is two or more consecutive samples at full scale.
     clip_ratio = float(np.mean(clipped[1:] & clipped[:-1]))

@@ -20,6 +20,7 @@ import numpy as np
 
 from clone_pipeline.voice import espeak
 from clone_pipeline.voice.alignment import syllable_count
+from clone_pipeline.voice.audio_io import frame_rms
 
 PITCH_TOLERANCE = 0.05
 RATE_TOLERANCE = 0.10
@@ -122,10 +123,9 @@ def speech_span(audio: np.ndarray, sample_rate: int, top_db: float = 40) -> floa
     """Seconds from the first to the last 10 ms frame within *top_db* of the loudest one
     (plain numpy: librosa's equivalent costs seconds of JIT compilation on first use)."""
     hop = max(1, sample_rate // 100)
-    n = len(audio) // hop
-    if n == 0:
+    rms = frame_rms(audio, hop)
+    if len(rms) == 0:
         return 0.0
-    rms = np.sqrt(np.mean(audio[: n * hop].reshape(n, hop) ** 2, axis=1))
     loud = np.flatnonzero(rms > rms.max() * 10 ** (-top_db / 20))
     return float(loud[-1] - loud[0] + 1) * hop / sample_rate if len(loud) else 0.0
 
