@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -30,15 +29,16 @@ def _settings() -> Settings:
 
 
 def _ensure_ready(settings: Settings) -> None:
-    from clone_pipeline.instance import default_template, initialise
+    """A fresh data root is initialised on first use; an existing one must be at the current
+    schema (only `init` migrates)."""
+    from clone_pipeline.db.session import require_current_schema
+    from clone_pipeline.orchestration.instance import default_template, initialise
 
     if not (settings.dagster_home / "dagster.yaml").exists():
         initialise(settings, default_template())
     else:
-        from clone_pipeline.db.session import migrate
-
         settings.ensure_dirs()
-        migrate(settings.database_url)
+        require_current_schema(settings.database_url)
 
 
 def _instance():
@@ -48,15 +48,17 @@ def _instance():
 
 
 class _Group(click.Group):
-    """Turns an unknown user into a one-line error instead of a traceback, for every
-    command."""
+    """Turns the errors that say what to do (an unknown user, a schema behind, an id that
+    would leave the data root) into one line instead of a traceback, for every command."""
 
     def invoke(self, ctx: click.Context):
-        from clone_pipeline.db.repository import UnknownUserError
+        from clone_pipeline.db.session import SchemaBehindError
+        from clone_pipeline.db.users import UnknownUserError
+        from clone_pipeline.files import UnsafePathError
 
         try:
             return super().invoke(ctx)
-        except UnknownUserError as exc:
+        except (UnknownUserError, SchemaBehindError, UnsafePathError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 
@@ -78,12 +80,13 @@ def main() -> None:
                    "dagster.yaml).")
 def init(instance_config: Path | None) -> None:
     """Create the data root, migrate the domain database, write $DAGSTER_HOME/dagster.yaml."""
-    from clone_pipeline.instance import default_template, initialise
+    from clone_pipeline.db.session import safe_url
+    from clone_pipeline.orchestration.instance import default_template, initialise
 
     settings = _settings()
     written = initialise(settings, instance_config or default_template())
     console.print(f"data root      {settings.home}")
-    console.print(f"domain db      {_safe_url(settings.database_url)}")
+    console.print(f"domain db      {safe_url(settings.database_url)}")
     console.print(f"dagster home   {settings.dagster_home} ({written.name} written)")
     storage = "postgres" if os.environ.get("DAGSTER_POSTGRES_URL") else "sqlite"
     console.print(f"dagster store  {storage}")
@@ -100,7 +103,8 @@ def import_cmd(paths: tuple[Path, ...], prune: bool) -> None:
     Each export is one transaction: if anything is wrong, every problem is listed and nothing
     is written. Re-importing the same export changes nothing.
     """
-    from clone_pipeline.ingest import ExportError, import_export
+    from clone_pipeline.ingest import ExportError
+    from clone_pipeline.services.ingest import import_export
 
     settings = _settings()
     _ensure_ready(settings)
@@ -133,23 +137,21 @@ def _print_import(path: Path, summary) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def users(as_json: bool) -> None:
     """List users with their material and the readiness of their latest dataset."""
-    from clone_pipeline.db.repository import users_overview
-    from clone_pipeline.db.session import session_scope
+    from clone_pipeline.services.users import overview
 
     settings = _settings()
     _ensure_ready(settings)
-    with session_scope(settings.database_url) as session:
-        rows = users_overview(session)
+    rows = overview(settings)
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
     console.print(_readiness_table(rows))
 
 
-def _readiness_table(rows: list[dict], sizes: dict[str, dict | None] | None = None) -> Table:
+def _readiness_table(rows: list[dict], with_sizes: bool = False) -> Table:
     table = Table(title="Users (items: responses/stories/messages/recordings)")
     columns = ["user", "items r/s/m/v", "dataset", "quality", "ready", "why not"]
-    if sizes is not None:
+    if with_sizes:
         columns += ["train/eval", "formats"]
     for col in columns:
         table.add_column(col)
@@ -164,8 +166,8 @@ def _readiness_table(rows: list[dict], sizes: dict[str, dict | None] | None = No
                  f"v{r['dataset_version']}" if r["dataset_version"] else "-",
                  str(quality.get("overall_score", "-")), ready,
                  "; ".join(readiness.get("reasons", []))]
-        if sizes is not None:
-            size = sizes.get(r["external_id"])
+        if with_sizes:
+            size = r["formatted"]
             cells += [f"{size['train']}/{size['eval']}", str(size["formats"])] if size \
                 else ["-", "-"]
         table.add_row(*cells)
@@ -177,22 +179,17 @@ def _readiness_table(rows: list[dict], sizes: dict[str, dict | None] | None = No
 @click.option("--yes", is_flag=True, help="Do it without asking.")
 def remove_user(external_id: str, yes: bool) -> None:
     """Delete a user: their rows in every domain table, their files and their partition."""
-    from clone_pipeline.db.repository import delete_user
-    from clone_pipeline.db.session import session_scope
-    from clone_pipeline.defs.partitions import users as users_partitions
+    from clone_pipeline.files import check_id
+    from clone_pipeline.orchestration.users import remove_user as remove
+    from clone_pipeline.services.users import require_user
 
     settings = _settings()
     _ensure_ready(settings)
+    check_id(external_id)
+    require_user(settings, external_id)
     if not yes:
         click.confirm(f"Delete everything stored for {external_id}?", abort=True)
-    with session_scope(settings.database_url) as session:
-        delete_user(session, external_id)
-    for folder in (settings.user_dataset_dir(external_id), settings.audio_dir / external_id,
-                   settings.adapters_dir / external_id):
-        shutil.rmtree(folder, ignore_errors=True)
-    instance = _instance()
-    if instance.has_dynamic_partition(users_partitions.name, external_id):
-        instance.delete_dynamic_partition(users_partitions.name, external_id)
+    remove(_instance(), settings, external_id)
     console.print(f"removed {external_id}")
 
 
@@ -205,7 +202,7 @@ def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> No
     """Materialise users' assets through Dagster (recorded in the instance, shown in the UI)."""
     import yaml
 
-    from clone_pipeline.defs.launch import run_job_for_user
+    from clone_pipeline.orchestration.launch import run_job_for_user
 
     settings = _settings()
     _ensure_ready(settings)
@@ -215,7 +212,7 @@ def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> No
     for external_id in external_ids:
         with console.status(f"running {job} for {external_id}"):
             outcome = run_job_for_user(instance, job, external_id,
-                                       {**QUIET_RUN, **run_config})
+                                       {**QUIET_RUN, **run_config}, settings=settings)
         _print_outcome(external_id, outcome)
         ok &= outcome.success
     sys.exit(0 if ok else 1)
@@ -245,17 +242,13 @@ def _print_outcome(external_id: str, outcome) -> None:
 def demo(skip_import: bool, voice: bool, train: bool) -> None:
     """Import the bundled demo personas and run the pipeline for each through Dagster: the
     data stages, then training and evaluation for the ready ones, with a summary."""
-    from clone_pipeline.db.repository import (
-        latest_evaluation,
-        latest_formatted_summary,
-        latest_voice,
-        users_overview,
-    )
-    from clone_pipeline.db.session import session_scope
-    from clone_pipeline.defs.launch import run_job_for_user
-    from clone_pipeline.defs.training_config import PRESETS
     from clone_pipeline.demo import persona_dirs
-    from clone_pipeline.ingest import import_export
+    from clone_pipeline.orchestration.launch import run_job_for_user
+    from clone_pipeline.services.evaluation import latest_evaluation
+    from clone_pipeline.services.ingest import import_export
+    from clone_pipeline.services.users import overview
+    from clone_pipeline.services.voice import latest_voice
+    from clone_pipeline.training.config import PRESETS
 
     settings = _settings()
     _ensure_ready(settings)
@@ -275,11 +268,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
             outcomes[folder.name] = run_job_for_user(instance, "data_only", folder.name,
                                                      QUIET_RUN)
             progress.advance(task)
-    with session_scope(settings.database_url) as session:
-        rows = [r for r in users_overview(session) if r["external_id"] in outcomes]
-        sizes = {r["external_id"]: latest_formatted_summary(session, r["external_id"])
-                 for r in rows}
-    table = _readiness_table(rows, sizes)
+    table = _readiness_table(overview(settings, only=set(outcomes)), with_sizes=True)
     console.print(table)
     for name, outcome in outcomes.items():
         _print_outcome(name, outcome)
@@ -292,8 +281,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                 status.update(f"complete_workflow for {name}")
                 outcome = run_job_for_user(instance, "complete_workflow", name, config)
                 _print_outcome(name, outcome)
-        with session_scope(settings.database_url) as session:
-            evaluations = {name: latest_evaluation(session, name) for name in ready}
+        evaluations = {name: latest_evaluation(settings, name) for name in ready}
         console.print(_evaluation_table(evaluations))
     if voice:
         with console.status("voice profiles and alignment") as status:
@@ -301,8 +289,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                 status.update(f"voice_integration for {name}")
                 _print_outcome(name, run_job_for_user(instance, "voice_integration", name,
                                                       QUIET_RUN))
-        with session_scope(settings.database_url) as session:
-            voices = {name: latest_voice(session, name) for name in outcomes}
+        voices = {name: latest_voice(settings, name) for name in outcomes}
         console.print(_voice_table(voices))
         console.print("Hear a reply in a profile-matched voice (prosody matching, not "
                       "cloning):\n  clone-pipeline speak margaret-ellis \"Hello, love.\" "
@@ -354,9 +341,9 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
     import numpy as np
     import soundfile as sf
 
+    from clone_pipeline.services.voice import latest_profile
     from clone_pipeline.voice.analysis import speaker_embedding
     from clone_pipeline.voice.audio_io import ANALYSIS_RATE, resample
-    from clone_pipeline.voice.stages import latest_profile
     from clone_pipeline.voice.synthesis import ProsodyTarget, synthesizer
 
     settings = _settings()
@@ -421,7 +408,7 @@ def progress(run_id: str, detailed: bool, follow: bool) -> None:
     """Live progress of a training run (its id or the Dagster run id)."""
     import time
 
-    from clone_pipeline.training import runs
+    from clone_pipeline.services import training as runs
 
     settings = _settings()
     _ensure_ready(settings)
@@ -502,12 +489,6 @@ def gpu(profile: str) -> None:
                       f"{show(g.temperature_c, ' C')}, {show(g.power_w, ' W')}")
     if not report.gpus:
         console.print("GPUs       none found")
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from clone_pipeline.defs.jobs import (
     training_presets,
     voice_integration,
 )
-from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.schedules import nightly_data_refresh
 from clone_pipeline.defs.sensors import (
     training_run_canceled,
@@ -27,5 +27,5 @@ defs = dg.Definitions(
     sensors=[user_data_changed, voice_recordings_changed, training_run_failed,
              training_run_canceled],
     schedules=[nightly_data_refresh],
-    resources={"store": CloneStore()},
+    resources={"clone": CloneSettings()},
 )

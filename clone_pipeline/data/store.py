@@ -9,28 +9,24 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from clone_pipeline.files import atomic_path
+
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 _BATCH = 2000  # records per write: fewer syscalls and hash updates
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> str:
-    """Write *records* to *path* via a temp file + rename; return the file's sha256."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """Write *records* to *path* atomically; return the file's sha256."""
     digest = hashlib.sha256()
-    try:
-        with tmp.open("wb") as fh:
-            batch: list[str] = []
-            for record in records:
-                batch.append(_ENCODE(record))
-                if len(batch) == _BATCH:
-                    _flush(fh, digest, batch)
-            _flush(fh, digest, batch)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, tmp.open("wb") as fh:
+        batch: list[str] = []
+        for record in records:
+            batch.append(_ENCODE(record))
+            if len(batch) == _BATCH:
+                _flush(fh, digest, batch)
+        _flush(fh, digest, batch)
+        fh.flush()
+        os.fsync(fh.fileno())
     return digest.hexdigest()
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Float,
@@ -30,6 +32,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from clone_pipeline.db.statuses import (
+    DeploymentStatus,
+    InferenceStatus,
+    ModelVersionStatus,
+    TrainingRunStatus,
+    VoiceIntegrationStatus,
+    VoiceProfileStatus,
+    WorkflowStatus,
+)
+
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
 NAMING = {
@@ -37,6 +49,7 @@ NAMING = {
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
 }
 
 
@@ -59,6 +72,13 @@ def _created() -> Mapped[datetime]:
 
 def _user_fk() -> Mapped[uuid.UUID]:
     return mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+
+
+def _status(default: StrEnum) -> Mapped[str]:
+    """A ``status`` column the database limits to *default*'s enum (``ck_<table>_status``)."""
+    allowed = ", ".join(f"'{member.value}'" for member in type(default))
+    return mapped_column(String(32), CheckConstraint(f"status IN ({allowed})", name="status"),
+                         nullable=False, default=default)
 
 
 # ---------------------------------------------------------------- source tables
@@ -207,7 +227,7 @@ class TrainingRun(_PipelineRow, Base):
     __tablename__ = "training_runs"
     dataset_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("training_datasets.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="pending")
+    status: Mapped[str] = _status(TrainingRunStatus.PENDING)
     base_model: Mapped[str | None] = mapped_column(Text)
     config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     hardware: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -254,14 +274,14 @@ class ModelVersion(_PipelineRow, Base):
     base_model: Mapped[str] = mapped_column(Text, nullable=False)
     adapter_path: Mapped[str | None] = mapped_column(Text)
     adapter_sha256: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="trained")
+    status: Mapped[str] = _status(ModelVersionStatus.TRAINED)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     __table_args__ = (Index("ix_model_versions_user_created", "user_id", "created_at"),)
 
 
 class VoiceProfile(_PipelineRow, Base):
     __tablename__ = "voice_profiles"
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="pending")
+    status: Mapped[str] = _status(VoiceProfileStatus.PENDING)
     profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
     quality: Mapped[dict[str, Any]] = mapped_column(default=dict)
     __table_args__ = (Index("ix_voice_profiles_user_created", "user_id", "created_at"),)
@@ -271,7 +291,7 @@ class VoiceLlmIntegration(_PipelineRow, Base):
     __tablename__ = "voice_llm_integrations"
     voice_profile_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("voice_profiles.id", ondelete="SET NULL"))
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="pending")
+    status: Mapped[str] = _status(VoiceIntegrationStatus.PENDING)
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
     stages: Mapped[dict[str, Any]] = mapped_column(default=dict)
     alignment_accuracy: Mapped[float | None] = mapped_column(Float)
@@ -286,7 +306,7 @@ class ModelDeployment(_PipelineRow, Base):
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     inference_type: Mapped[str] = mapped_column(String(32), nullable=False, default="text")
     optimizations: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="pending")
+    status: Mapped[str] = _status(DeploymentStatus.PENDING)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow, nullable=False)
     __table_args__ = (Index("ix_model_deployments_user_created", "user_id", "created_at"),)
@@ -304,7 +324,7 @@ class InferenceLog(Base):
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
     cached: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="ok")
+    status: Mapped[str] = _status(InferenceStatus.OK)
     created_at: Mapped[datetime] = _created()
     __table_args__ = (
         Index("ix_inference_logs_deployment_created", "deployment_id", "created_at"),
@@ -314,7 +334,7 @@ class InferenceLog(Base):
 
 class TrainingWorkflow(_PipelineRow, Base):
     __tablename__ = "training_workflows"
-    status: Mapped[str] = mapped_column(String(32), nullable=False, default="pending")
+    status: Mapped[str] = _status(WorkflowStatus.PENDING)
     include_voice_integration: Mapped[bool] = mapped_column(Boolean, nullable=False,
                                                             default=False)
     auto_deployment: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)

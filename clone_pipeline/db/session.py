@@ -74,8 +74,27 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+class SchemaBehindError(RuntimeError):
+    """The domain database is not at the schema this code expects."""
+
+
 @lru_cache(maxsize=8)
-def ensure_schema(url: str) -> None:
-    """Migrate to head once per process: long-lived callers (sensor ticks, every asset step)
-    should not re-run Alembic's version check each time."""
-    migrate(url)
+def require_current_schema(url: str) -> None:
+    """Refuse to work on a domain database whose schema is not at head (checked once per
+    process). Only `clone-pipeline init` migrates, so run processes never race to."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    with get_engine(url).connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    if current != head:
+        state = "is empty" if current is None else f"is at revision {current}"
+        raise SchemaBehindError(
+            f"the domain database {safe_url(url)} {state}, this code needs {head}: run "
+            f"`clone-pipeline init` (it migrates, keeping every row)")
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)

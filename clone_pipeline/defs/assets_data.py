@@ -3,12 +3,12 @@
 
 import dagster as dg
 
-from clone_pipeline.data.stages import collect_user_data, format_user_data
 from clone_pipeline.data.validate import validate_files
 from clone_pipeline.defs.config import CollectConfig, FormatConfig
 from clone_pipeline.defs.metadata import table
 from clone_pipeline.defs.partitions import users
-from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.defs.resources import CloneSettings
+from clone_pipeline.services.datasets import collect_user_data, format_user_data
 from clone_pipeline.training.base_models import load_tokenizer
 
 
@@ -24,8 +24,8 @@ from clone_pipeline.training.base_models import load_tokenizer
                 "PII-redacted and deduplicated, with quality metrics and readiness.",
 )
 def collected_training_data(context: dg.AssetExecutionContext, config: CollectConfig,
-                            store: CloneStore) -> dg.MaterializeResult:
-    settings = store.settings()
+                            clone: CloneSettings) -> dg.MaterializeResult:
+    settings = clone.settings()
     user = context.partition_key
     result = collect_user_data(settings, user, config.options(), context.run.run_id,
                                progress=context.log.info)
@@ -74,8 +74,8 @@ def collected_training_data(context: dg.AssetExecutionContext, config: CollectCo
                 "instruction, chat, alpaca, llama, openai, sharegpt), split by question.",
 )
 def formatted_datasets(context: dg.AssetExecutionContext, config: FormatConfig,
-                       store: CloneStore) -> dg.MaterializeResult:
-    settings = store.settings()
+                       clone: CloneSettings) -> dg.MaterializeResult:
+    settings = clone.settings()
     result = format_user_data(settings, context.partition_key, config.options(),
                               tokenizer_name=config.tokenizer,
                               template_style=config.template_style,

@@ -1,22 +1,29 @@
-"""trained_adapter: fine-tune in a child process through Dagster Pipes (pool "gpu")."""
+"""trained_adapter: fine-tune in a child process through Dagster Pipes (pool "gpu");
+model_evaluation: judge the version that training produced."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 import warnings
 
 import dagster as dg
 
+from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
 from clone_pipeline.defs.assets_voice import voice_alignment
 from clone_pipeline.defs.metadata import inline_png
 from clone_pipeline.defs.partitions import users
-from clone_pipeline.defs.resources import CloneStore
-from clone_pipeline.defs.training_config import TrainingRunConfig
-from clone_pipeline.training import runs
-from clone_pipeline.voice.stages import voice_training_file
+from clone_pipeline.defs.resources import CloneSettings
+from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunConfig
+from clone_pipeline.services import evaluation
+from clone_pipeline.services import training as runs
+from clone_pipeline.services.voice import voice_training_file
+from clone_pipeline.training.pipes_main import METRICS_MESSAGE
+from clone_pipeline.training.plots import loss_curve_png
+from clone_pipeline.training.summary import TrainingSummary
 
 # Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
 warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
@@ -40,47 +47,47 @@ GPU_TAGS = {
                 "own process (Dagster Pipes); resumes from its last checkpoint.",
 )
 def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig,
-                    store: CloneStore) -> dg.MaterializeResult:
-    settings = store.settings()
+                    clone: CloneSettings) -> dg.MaterializeResult:
+    settings = clone.settings()
     train_config = config.train_config()
     inputs = runs.preflight(settings, context.partition_key, train_config,
                             config.min_free_disk_gb)
     context.log.info(f"memory pre-flight: the run {inputs.memory.describe()}")
     voice = _voice_examples(context, settings, train_config)
     run_id = runs.start_run(settings, inputs, train_config, context.run.run_id)
-    extras = {**voice, "config": train_config.as_dict(), "training_run_id": str(run_id),
-              "database_url": settings.database_url, "dagster_run_id": context.run.run_id,
+    extras = {**voice, "config": train_config.as_dict(),
               "train_path": str(inputs.train_path), "eval_path": str(inputs.eval_path),
               "output_dir": str(inputs.output_dir), "models_dir": str(settings.models_dir)}
     try:
         summary, history = _train_in_child(context, settings, run_id, extras)
     except dg.DagsterExecutionInterruptedError:
-        runs.finish_run(settings, run_id, "cancelled")
+        runs.finish_run(settings, run_id, TrainingRunStatus.CANCELLED)
         raise
     except Exception as exc:
-        runs.finish_run(settings, run_id, "failed", error=str(exc)[:2000])
+        runs.finish_run(settings, run_id, TrainingRunStatus.FAILED, error=str(exc)[:2000])
         raise
-    if summary["status"] == "cancelled":
-        runs.finish_run(settings, run_id, "cancelled", summary)
+    if summary.status == TrainingRunStatus.CANCELLED:
+        runs.finish_run(settings, run_id, TrainingRunStatus.CANCELLED, summary)
         raise dg.Failure("training was stopped before it finished; materialise again to "
                          "resume from the checkpoint")
-    runs.finish_run(settings, run_id, summary["status"], summary)
+    runs.finish_run(settings, run_id, TrainingRunStatus(summary.status), summary)
     version = runs.record_model_version(settings, run_id, summary, context.run.run_id)
-    plot = runs.loss_curve_png(history, inputs.output_dir / "loss_curve.png",
-                               f"{context.partition_key}: fine-tuning loss")
+    plot = loss_curve_png(history, inputs.output_dir / "loss_curve.png",
+                          f"{context.partition_key}: fine-tuning loss")
     return dg.MaterializeResult(metadata={
         "training_run_id": str(run_id),
+        "model_version_id": str(version.id),
         "model_version": version.version,
-        "adapter_path": dg.MetadataValue.path(summary["adapter_dir"]),
+        "adapter_path": dg.MetadataValue.path(summary.adapter_dir),
         "adapter_sha256": version.adapter_sha256,
-        "status": summary["status"],
-        "steps": summary["step"],
-        "best_eval_loss": summary["best_eval_loss"],
-        "final_train_loss": summary["final_train_loss"],
-        "answer_tokens_trained": summary["tokens_trained"],
-        "train_seconds": summary["train_seconds"],
-        "precision": summary["precision"],
-        "hardware_profile": summary["hardware"]["profile"]["name"],
+        "status": summary.status,
+        "steps": summary.step,
+        "best_eval_loss": summary.best_eval_loss,
+        "final_train_loss": summary.final_train_loss,
+        "answer_tokens_trained": summary.tokens_trained,
+        "train_seconds": summary.train_seconds,
+        "precision": summary.precision,
+        "hardware_profile": summary.hardware_profile,
         "loss_curve": inline_png(plot, "loss curve"),
         "loss_curve_path": dg.MetadataValue.path(str(plot)),
     })
@@ -99,8 +106,9 @@ def _voice_examples(context, settings, train_config) -> dict:
     return {"voice_path": str(path), "voice_repeats": repeats}
 
 
-def _train_in_child(context, settings, run_id, extras) -> tuple[dict, list[dict]]:
-    """Run the trainer in a child process, turning its metrics rows into live observations.
+def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary, list[dict]]:
+    """Run the trainer in a child process; record the figures it reports as rows and live
+    observations.
 
     A terminated Dagster run raises DagsterExecutionInterruptedError here: the child gets
     SIGINT, checkpoints at its next step boundary, and is killed if it has not exited within
@@ -116,25 +124,31 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[dict, list[dict]
         try:
             while child.poll() is None:
                 time.sleep(1.0)
-                history += _observe(context, settings, run_id, history)
+                history += _record(context, settings, run_id, session, len(history))
         except dg.DagsterExecutionInterruptedError:
             _stop(child)
             raise
         finally:
             if child.poll() is None:
                 _stop(child)
-        history += _observe(context, settings, run_id, history)
-        if child.returncode != 0:
-            raise dg.Failure(f"training process exited with code {child.returncode}; see the "
-                             f"run's logs")
+    # The session has read every message once it closes.
+    history += _record(context, settings, run_id, session, len(history))
+    if child.returncode != 0:
+        raise dg.Failure(f"training process exited with code {child.returncode}; see the "
+                         f"run's logs")
     materialized = [r for r in session.get_results() if isinstance(r, dg.MaterializeResult)]
     if not materialized:
         raise dg.Failure("training process ended without reporting a result")
-    return materialized[-1].metadata["result"].value, history
+    return TrainingSummary.from_dict(materialized[-1].metadata["result"].value), history
 
 
-def _observe(context, settings, run_id, seen: list[dict]) -> list[dict]:
-    new = runs.metrics_after(settings, run_id, seen[-1]["step"] if seen else -1)
+def _record(context, settings, run_id, session, seen: int) -> list[dict]:
+    """The metrics the child reported since the first *seen*: written as training_metrics
+    rows and shown as observations."""
+    reported = [m["metrics"] for m in session.get_custom_messages()
+                if isinstance(m, dict) and m.get("kind") == METRICS_MESSAGE]
+    new = reported[seen:]
+    runs.record_metrics(settings, run_id, context.run.run_id, new)
     for metrics in new:
         context.log_event(dg.AssetObservation(
             asset_key=context.asset_key, partition=context.partition_key,
@@ -151,6 +165,30 @@ def _stop(child: subprocess.Popen) -> None:
         child.wait()
 
 
+def trained_version_id(context: dg.AssetExecutionContext) -> uuid.UUID:
+    """The model version the upstream trained_adapter materialisation produced: this run's
+    own if it trained, else the partition's latest. Never "the user's newest version", so
+    two overlapping runs cannot evaluate each other's adapters."""
+    key = trained_adapter.key
+    events = context.instance.all_logs(context.run.run_id,
+                                       of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    mine = [e.asset_materialization for e in events
+            if e.asset_materialization and e.asset_materialization.asset_key == key
+            and e.asset_materialization.partition == context.partition_key]
+    materialization = mine[-1] if mine else _latest_partition_materialization(context, key)
+    if materialization is None or "model_version_id" not in materialization.metadata:
+        raise dg.Failure(f"{context.partition_key}: no trained_adapter materialisation with a "
+                         f"model version to evaluate; materialise trained_adapter first")
+    return uuid.UUID(materialization.metadata["model_version_id"].value)
+
+
+def _latest_partition_materialization(context, key):
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]),
+        limit=1)
+    return records.records[0].asset_materialization if records.records else None
+
+
 @dg.asset(
     partitions_def=users,
     group_name="training",
@@ -162,36 +200,40 @@ def _stop(child: subprocess.Popen) -> None:
         "beats_base", asset="model_evaluation", blocking=True,
         description="The adapter's perplexity on held-out answers is below its base model's; "
                     "deployment waits for this.")],
-    description="The newest adapter judged on held-out questions: perplexity against its base, "
-                "persona similarity and style against other people, coherence, samples.",
+    description="The adapter that trained_adapter produced, judged on held-out questions: "
+                "perplexity against its base (lower is better), persona similarity and "
+                "style against a neutral control, coherence, samples.",
 )
-def model_evaluation(context: dg.AssetExecutionContext,
-                     store: CloneStore) -> dg.MaterializeResult:
-    settings = store.settings()
-    version, report = runs.evaluate_latest_version(settings, context.partition_key)
-    samples = "\n\n".join(f"**Q:** {s['question']}\n\n*adapter:* {s['adapter']}\n\n"
-                          f"*base:* {s['base']}" for s in report.samples)
-    context.log.info(f"{context.partition_key} v{version.version}: perplexity "
+def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig,
+                     clone: CloneSettings) -> dg.MaterializeResult:
+    settings = clone.settings()
+    evaluated = evaluation.evaluate_version(settings, trained_version_id(context),
+                                            config.control)
+    report = evaluated.report
+    context.log.info(f"{context.partition_key} v{evaluated.version}: perplexity "
                      f"{report.base_perplexity} -> {report.adapter_perplexity}")
     return dg.MaterializeResult(
         metadata={
-            "model_version": version.version,
+            "model_version_id": str(evaluated.id),
+            "model_version": evaluated.version,
             "base_perplexity": report.base_perplexity,
             "adapter_perplexity": report.adapter_perplexity,
             "persona_similarity": report.persona_similarity,
             "control_similarity": report.control_similarity,
+            "control": f"{evaluated.control} ({evaluated.control_texts} answers)",
             "style_distance": report.style_distance,
             "control_style_distance": report.control_style_distance,
             "base_coherence": report.base_coherence,
             "adapter_coherence": report.adapter_coherence,
             "questions": report.questions,
-            "samples": dg.MetadataValue.md(samples),
+            # Samples quote the person: kept in the data root, not in Dagster's event log.
+            "samples": dg.MetadataValue.path(str(evaluated.samples_path)),
         },
         check_results=[dg.AssetCheckResult(
             check_name="beats_base", passed=report.beats_base,
             severity=dg.AssetCheckSeverity.ERROR,
             description=(f"held-out perplexity {report.adapter_perplexity} vs base "
-                         f"{report.base_perplexity}"),
+                         f"{report.base_perplexity} (lower is better)"),
             metadata={"base_perplexity": report.base_perplexity,
                       "adapter_perplexity": report.adapter_perplexity})],
     )

@@ -1,33 +1,14 @@
 """Voice assets: voice_profile and voice_alignment (the seed's voice-LLM integration)."""
 
 import dagster as dg
-from pydantic import Field
 
+from clone_pipeline.defs.config import VoiceIntegrationConfig
 from clone_pipeline.defs.metadata import inline_png, table
 from clone_pipeline.defs.partitions import users
-from clone_pipeline.defs.resources import CloneStore
-from clone_pipeline.voice.integration import THRESHOLDS, IntegrationSettings
+from clone_pipeline.defs.resources import CloneSettings
+from clone_pipeline.services.voice import build_voice_alignment, build_voice_profile
+from clone_pipeline.voice.integration import THRESHOLDS
 from clone_pipeline.voice.quality import QUALITY_BAR
-from clone_pipeline.voice.stages import build_voice_alignment, build_voice_profile
-
-
-class VoiceIntegrationConfig(dg.Config):
-    """The seed's voice_integration settings."""
-
-    voice_weight: float = Field(default=0.7, ge=0, description="Weight of a voice example "
-                                "relative to a text example (repeats = voice/text, rounded).")
-    text_weight: float = Field(default=0.8, gt=0)
-    emotional_alignment: bool = Field(default=True, description="Measure and require "
-                                      "emotional consistency between text and voice.")
-    prosody_mapping: bool = Field(default=True, description="Prefix voice examples with "
-                                  "rate/pitch/range/contour tags relative to the speaker.")
-    speech_pattern_learning: bool = Field(default=True, description="Mark pauses and "
-                                          "emphasised words inside voice examples.")
-    personality_consistency: bool = Field(default=True, description="Keep the person's "
-                                          "system prompt on voice examples.")
-
-    def settings(self) -> IntegrationSettings:
-        return IntegrationSettings(**self.model_dump())
 
 
 @dg.asset(
@@ -41,8 +22,8 @@ class VoiceIntegrationConfig(dg.Config):
     description="The speaker's voice profile from their read passages: pitch, timing, "
                 "energy and stress, voice quality, timbre and a speaker embedding.",
 )
-def voice_profile(context: dg.AssetExecutionContext, store: CloneStore) -> dg.MaterializeResult:
-    settings = store.settings()
+def voice_profile(context: dg.AssetExecutionContext, clone: CloneSettings) -> dg.MaterializeResult:
+    settings = clone.settings()
     outcome = build_voice_profile(settings, context.partition_key, context.run.run_id)
     analysis, profile = outcome.analysis, outcome.analysis.profile
     for warning in analysis.warnings:
@@ -108,8 +89,8 @@ def voice_profile(context: dg.AssetExecutionContext, store: CloneStore) -> dg.Ma
                 "relative to the speaker, voice-conditioned training examples, validation.",
 )
 def voice_alignment(context: dg.AssetExecutionContext, config: VoiceIntegrationConfig,
-                    store: CloneStore) -> dg.MaterializeResult:
-    settings = store.settings()
+                    clone: CloneSettings) -> dg.MaterializeResult:
+    settings = clone.settings()
     outcome = build_voice_alignment(settings, context.partition_key, config.settings(),
                                     context.run.run_id)
     result = outcome.result
@@ -117,7 +98,6 @@ def voice_alignment(context: dg.AssetExecutionContext, config: VoiceIntegrationC
         context.log.info(f"{context.partition_key}: stage {name}: {stage['status']} "
                          f"in {stage['seconds']} s")
     rows = [[name, s["status"], s["seconds"]] for name, s in result.stages.items()]
-    sample = "\n\n".join(f"- {e.answer}" for e in result.examples[:3]) or "none"
     return dg.MaterializeResult(
         metadata={
             "integration_id": str(outcome.integration_id),
@@ -127,7 +107,9 @@ def voice_alignment(context: dg.AssetExecutionContext, config: VoiceIntegrationC
             "voice_examples": len(result.examples),
             "flagged_passages": ", ".join(
                 result.stages["voice_text_alignment"]["flagged_passages"]) or "none",
-            "sample_examples": dg.MetadataValue.md(sample),
+            # The examples quote the person, so they stay in the data root, not in Dagster.
+            "voice_examples_file": dg.MetadataValue.path(
+                str(outcome.folder / "conversational.jsonl")),
         },
         check_results=[dg.AssetCheckResult(
             check_name="integration_valid", passed=result.passed,

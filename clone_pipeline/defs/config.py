@@ -1,5 +1,11 @@
-"""Typed run config for the data assets (the Launchpad documents itself from these)."""
+"""Typed run config for the assets (the Launchpad documents itself from these).
 
+Each class mirrors one core options dataclass: defaults are read from the dataclass (one set
+of defaults), and a parametrised test checks every core field is exposed here.
+"""
+
+from dataclasses import MISSING, fields
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
@@ -8,33 +14,50 @@ from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.data.format_dataset import FormatOptions
 from clone_pipeline.data.formats import FORMATS
 from clone_pipeline.data.quality import ReadinessPolicy
+from clone_pipeline.voice.integration import IntegrationSettings
+
+
+def core_default(cls: type, name: str) -> Any:
+    """The default of field *name* of the core dataclass *cls*."""
+    field = {f.name: f for f in fields(cls)}[name]
+    return field.default if field.default is not MISSING else field.default_factory()
 
 
 class CollectConfig(dg.Config):
-    include_life_stories: bool = Field(default=True, description="Train on life stories too.")
-    include_milestones: bool = Field(default=True,
+    include_life_stories: bool = Field(default=core_default(CollectOptions,
+                                                            "include_life_stories"),
+                                       description="Train on life stories too.")
+    include_milestones: bool = Field(default=core_default(CollectOptions, "include_milestones"),
                                      description="Train on milestone messages too.")
-    min_word_count: int = Field(default=20, ge=0,
+    min_word_count: int = Field(default=core_default(CollectOptions, "min_word_count"), ge=0,
                                 description="Skip items with fewer words than this.")
-    keep_own_name: bool = Field(default=True,
+    keep_own_name: bool = Field(default=core_default(CollectOptions, "keep_own_name"),
                                 description="Keep the person's own name (False redacts it).")
     redact_names: list[str] = Field(default_factory=list,
                                     description="Extra names to replace with [NAME].")
-    min_responses: int = Field(default=50, ge=0,
-                               description="Readiness: responses of 20+ words needed.")
-    min_categories: int = Field(default=5, ge=0,
+    near_duplicate_threshold: float = Field(
+        default=core_default(CollectOptions, "near_duplicate_threshold"), gt=0, le=1,
+        description="Word-trigram Jaccard similarity at which two answers count as near "
+                    "duplicates (one is skipped).")
+    min_responses: int = Field(default=core_default(ReadinessPolicy, "min_responses"), ge=0,
+                               description="Readiness: responses needed (of "
+                                           "min_words_per_response words or more).")
+    min_words_per_response: int = Field(
+        default=core_default(ReadinessPolicy, "min_words_per_response"), ge=0,
+        description="Readiness: words a response needs to count towards min_responses.")
+    min_categories: int = Field(default=core_default(ReadinessPolicy, "min_categories"), ge=0,
                                 description="Readiness: question categories needed.")
-    workers: int = Field(default=0, ge=0,
-                         description="Processes for cleaning and redaction (0 = one per CPU)."
-                         )
+    workers: int = Field(default=core_default(CollectOptions, "workers"), ge=0,
+                         description="Processes for cleaning and redaction (0 = one per CPU).")
 
     def options(self) -> CollectOptions:
         return CollectOptions(
             include_life_stories=self.include_life_stories,
             include_milestones=self.include_milestones, min_word_count=self.min_word_count,
             keep_own_name=self.keep_own_name, redact_names=tuple(self.redact_names),
-            workers=self.workers,
+            near_duplicate_threshold=self.near_duplicate_threshold, workers=self.workers,
             readiness=ReadinessPolicy(min_responses=self.min_responses,
+                                      min_words_per_response=self.min_words_per_response,
                                       min_categories=self.min_categories))
 
 
@@ -44,16 +67,19 @@ class FormatConfig(dg.Config):
     template_style: str = Field(default="legacy_preservation",
                                 description="System prompt style: legacy_preservation or "
                                             "casual.")
-    include_system_prompts: bool = Field(default=True)
-    max_length: int = Field(default=2048, ge=64,
+    include_system_prompts: bool = Field(
+        default=core_default(FormatOptions, "include_system_prompts"))
+    max_length: int = Field(default=core_default(FormatOptions, "max_length"), ge=64,
                             description="Maximum tokens per record, in the tokenizer below.")
     tokenizer: str = Field(default="local-tiny",
                            description="Tokenizer that measures max_length: the base model's "
                                        "hub id or local path, or local-tiny (built offline).")
-    eval_fraction: float = Field(default=0.1, ge=0, lt=1,
-                                 description="Share of questions held out for evaluation.")
-    seed: int = Field(default=0, description="Seed of the held-out question choice.")
-    workers: int = Field(default=0, ge=0,
+    eval_fraction: float = Field(default=core_default(FormatOptions, "eval_fraction"), ge=0,
+                                 lt=1, description="Share of questions held out for "
+                                                   "evaluation.")
+    seed: int = Field(default=core_default(FormatOptions, "seed"),
+                      description="Seed of the held-out question choice.")
+    workers: int = Field(default=core_default(FormatOptions, "workers"), ge=0,
                          description="Processes writing formats (0 = one per CPU).")
 
     def options(self) -> FormatOptions:
@@ -61,3 +87,28 @@ class FormatConfig(dg.Config):
                              include_system_prompts=self.include_system_prompts,
                              max_length=self.max_length, eval_fraction=self.eval_fraction,
                              seed=self.seed, workers=self.workers)
+
+
+class VoiceIntegrationConfig(dg.Config):
+    """How voice-text alignment turns recordings into training examples."""
+
+    voice_weight: float = Field(default=core_default(IntegrationSettings, "voice_weight"), ge=0,
+                                description="Weight of a voice example relative to a text "
+                                            "example (repeats = voice/text, rounded).")
+    text_weight: float = Field(default=core_default(IntegrationSettings, "text_weight"), gt=0)
+    emotional_alignment: bool = Field(
+        default=core_default(IntegrationSettings, "emotional_alignment"),
+        description="Measure and require emotional consistency between text and voice.")
+    prosody_mapping: bool = Field(
+        default=core_default(IntegrationSettings, "prosody_mapping"),
+        description="Prefix voice examples with rate/pitch/range/contour tags relative to "
+                    "the speaker.")
+    speech_pattern_learning: bool = Field(
+        default=core_default(IntegrationSettings, "speech_pattern_learning"),
+        description="Mark pauses and emphasised words inside voice examples.")
+    personality_consistency: bool = Field(
+        default=core_default(IntegrationSettings, "personality_consistency"),
+        description="Keep the person's system prompt on voice examples.")
+
+    def settings(self) -> IntegrationSettings:
+        return IntegrationSettings(**self.model_dump())

@@ -5,7 +5,7 @@ import dagster as dg
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
-from clone_pipeline.defs.training_config import PRESETS
+from clone_pipeline.training.config import PRESETS
 
 data_only = dg.define_asset_job(
     "data_only",

@@ -1,4 +1,4 @@
-"""Resources: where the domain database and the data root are."""
+"""Resources: where the data root and the domain database are."""
 
 
 import os
@@ -6,11 +6,11 @@ import os
 import dagster as dg
 from pydantic import Field
 
-from clone_pipeline.db.session import ensure_schema
+from clone_pipeline.db.session import require_current_schema
 from clone_pipeline.settings import Settings, load_settings
 
 
-class CloneStore(dg.ConfigurableResource):
+class CloneSettings(dg.ConfigurableResource):
     """The data root and domain database. Unset fields come from the environment
     (CLONE_HOME, CLONE_DATABASE_URL), so the same definitions run on a laptop and in prod."""
 
@@ -20,6 +20,8 @@ class CloneStore(dg.ConfigurableResource):
                                   "SQLite file under the data root).")
 
     def settings(self) -> Settings:
+        """The settings, after checking the domain schema is current (migrating is
+        `clone-pipeline init`'s job alone, so concurrent runs never race to migrate)."""
         env = {}
         if self.home:
             env["CLONE_HOME"] = self.home
@@ -27,5 +29,5 @@ class CloneStore(dg.ConfigurableResource):
             env["CLONE_DATABASE_URL"] = self.database_url
         settings = load_settings({**os.environ, **env})
         settings.ensure_dirs()
-        ensure_schema(settings.database_url)  # a fresh deployment just works
+        require_current_schema(settings.database_url)
         return settings

@@ -5,12 +5,12 @@ from datetime import datetime
 
 import dagster as dg
 
-from clone_pipeline.db import repository
-from clone_pipeline.db.session import session_scope
+from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.jobs import data_only, voice_integration
 from clone_pipeline.defs.partitions import users
-from clone_pipeline.defs.resources import CloneStore
-from clone_pipeline.training import runs
+from clone_pipeline.defs.resources import CloneSettings
+from clone_pipeline.services import training as runs
+from clone_pipeline.services.users import changed_users
 
 
 @dg.sensor(job=data_only, minimum_interval_seconds=30,
@@ -19,8 +19,8 @@ from clone_pipeline.training import runs
                        "users, and requests a data_only run for each user whose material "
                        "changed since the last tick (cursor over updated_at).")
 def user_data_changed(context: dg.SensorEvaluationContext,
-                      store: CloneStore) -> dg.SensorResult:
-    return _changed_users(context, store, tables=None, remove_deleted=True)
+                      clone: CloneSettings) -> dg.SensorResult:
+    return _changed_users(context, clone, tables=None, remove_deleted=True)
 
 
 @dg.sensor(job=voice_integration, minimum_interval_seconds=60,
@@ -28,18 +28,15 @@ def user_data_changed(context: dg.SensorEvaluationContext,
            description="Requests a voice_integration run for each user whose voice "
                        "recordings changed since the last tick (cursor over updated_at).")
 def voice_recordings_changed(context: dg.SensorEvaluationContext,
-                             store: CloneStore) -> dg.SensorResult:
-    return _changed_users(context, store, tables=("voice_recordings",), remove_deleted=False)
+                             clone: CloneSettings) -> dg.SensorResult:
+    return _changed_users(context, clone, tables=("voice_recordings",), remove_deleted=False)
 
 
-def _changed_users(context: dg.SensorEvaluationContext, store: CloneStore,
+def _changed_users(context: dg.SensorEvaluationContext, clone: CloneSettings,
                    tables: tuple[str, ...] | None, remove_deleted: bool) -> dg.SensorResult:
     """Run requests for users changed since the cursor; partitions added (and removed)."""
     since = datetime.fromisoformat(context.cursor) if context.cursor else None
-    settings = store.settings()
-    with session_scope(settings.database_url) as session:
-        changes = repository.source_changes_since(session, since, tables)
-        current = repository.all_external_ids(session)
+    changes, current = changed_users(clone.settings(), since, tables)
     registered = set(context.instance.get_dynamic_partitions(users.name))
     added = sorted(set(changes) - registered)
     removed = sorted(registered - current) if remove_deleted else []
@@ -61,23 +58,24 @@ def _changed_users(context: dg.SensorEvaluationContext, store: CloneStore,
                        description="Marks the training runs a failed Dagster run left pending "
                                    "or running (a killed run worker, say) as failed, with the "
                                    "run's failure message.")
-def training_run_failed(context: dg.RunFailureSensorContext, store: CloneStore) -> None:
+def training_run_failed(context: dg.RunFailureSensorContext, clone: CloneSettings) -> None:
     message = context.failure_event.message or "no failure message"
-    _close(context, store, "failed", f"the Dagster run failed: {message}")
+    _close(context, clone, TrainingRunStatus.FAILED, f"the Dagster run failed: {message}")
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED,
                       default_status=dg.DefaultSensorStatus.RUNNING,
                       description="Marks the training runs a cancelled Dagster run left "
                                   "pending or running as cancelled.")
-def training_run_canceled(context: dg.RunStatusSensorContext, store: CloneStore) -> None:
-    _close(context, store, "cancelled", "the Dagster run was cancelled before training "
-                                        "recorded its outcome; materialise again to resume")
+def training_run_canceled(context: dg.RunStatusSensorContext, clone: CloneSettings) -> None:
+    _close(context, clone, TrainingRunStatus.CANCELLED,
+           "the Dagster run was cancelled before training recorded its outcome; materialise "
+           "again to resume")
 
 
-def _close(context: dg.RunStatusSensorContext, store: CloneStore, status: str,
-           error: str) -> None:
+def _close(context: dg.RunStatusSensorContext, clone: CloneSettings,
+           status: TrainingRunStatus, error: str) -> None:
     run_id = context.dagster_run.run_id
-    closed = runs.close_unfinished_runs(store.settings(), run_id, status, error)
+    closed = runs.close_unfinished_runs(clone.settings(), run_id, status, error)
     if closed:
         context.log.info(f"{closed} training run(s) of Dagster run {run_id} marked {status}")

@@ -1,61 +1,73 @@
-"""Typed run config for training (mirrors TrainConfig; the Launchpad documents itself)."""
+"""Typed run config for training and evaluation: TrainConfig's fields with its defaults, plus
+the pre-flight's free-disk floor (the Launchpad documents itself)."""
 
 import dagster as dg
 from pydantic import Field
 
+from clone_pipeline.defs.config import core_default
+from clone_pipeline.services.evaluation import ControlSource
 from clone_pipeline.training.config import TrainConfig
 
 
+def _d(name: str):
+    return core_default(TrainConfig, name)
+
+
 class TrainingRunConfig(dg.Config):
-    base_model: str = Field(default="local-tiny", description="Hugging Face causal LM (hub "
-                            "id with local files, or a folder), or local-tiny (built offline).")
-    train_format: str = Field(default="conversational",
+    base_model: str = Field(default=_d("base_model"), description="Hugging Face causal LM "
+                            "(hub id with local files, or a folder), or local-tiny (built "
+                            "offline).")
+    train_format: str = Field(default=_d("train_format"),
                               description="Which formatted_datasets format to train on.")
-    epochs: int = Field(default=3, ge=1)
-    max_steps: int = Field(default=0, ge=0, description="0 = run the epochs.")
-    batch_size: int = Field(default=8, ge=1, description="Sequences per optimizer step.")
-    micro_batch_size: int = Field(default=0, ge=0,
+    epochs: int = Field(default=_d("epochs"), ge=1)
+    max_steps: int = Field(default=_d("max_steps"), ge=0, description="0 = run the epochs.")
+    batch_size: int = Field(default=_d("batch_size"), ge=1,
+                            description="Sequences per optimizer step.")
+    micro_batch_size: int = Field(default=_d("micro_batch_size"), ge=0,
                                   description="0 = chosen from a memory estimate.")
-    learning_rate: float = Field(default=2e-4, gt=0)
-    context_length: int = Field(default=1024, ge=32, description="Tokens per sequence.")
-    packing: bool = Field(default=True)
-    lora_r: int = Field(default=16, ge=1)
-    lora_alpha: int = Field(default=32, ge=1)
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
-    lora_targets: list[str] = Field(default_factory=lambda: ["all-linear"])
-    use_dora: bool = Field(default=False)
-    quantization: str = Field(default="none", description="none, 4bit or 8bit (QLoRA, CUDA).")
-    precision: str = Field(default="auto", description="auto, fp32, bf16 or fp16.")
-    gradient_checkpointing: bool | None = Field(default=None,
+    learning_rate: float = Field(default=_d("learning_rate"), gt=0)
+    warmup_ratio: float = Field(default=_d("warmup_ratio"), ge=0, lt=1,
+                                description="Share of steps the learning rate warms up over.")
+    weight_decay: float = Field(default=_d("weight_decay"), ge=0)
+    context_length: int = Field(default=_d("context_length"), ge=32,
+                                description="Tokens per (packed) sequence.")
+    packing: bool = Field(default=_d("packing"))
+    lora_r: int = Field(default=_d("lora_r"), ge=1)
+    lora_alpha: int = Field(default=_d("lora_alpha"), ge=1)
+    lora_dropout: float = Field(default=_d("lora_dropout"), ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: list(_d("lora_targets")))
+    use_dora: bool = Field(default=_d("use_dora"))
+    quantization: str = Field(default=_d("quantization"),
+                              description="none, 4bit or 8bit (QLoRA, CUDA).")
+    precision: str = Field(default=_d("precision"), description="auto, fp32, bf16 or fp16.")
+    gradient_checkpointing: bool | None = Field(default=_d("gradient_checkpointing"),
                                                 description="None = by hardware profile.")
-    flash_attention: bool = Field(default=True)
-    hardware_profile: str = Field(default="auto",
+    flash_attention: bool = Field(default=_d("flash_attention"))
+    hardware_profile: str = Field(default=_d("hardware_profile"),
                                   description="auto, cpu, rtx5090, a100 or h100.")
-    eval_steps: int = Field(default=0, ge=0, description="0 = once per epoch.")
-    save_steps: int = Field(default=10, ge=1)
-    early_stopping_patience: int = Field(default=2, ge=0)
-    seed: int = Field(default=0)
+    logging_steps: int = Field(default=_d("logging_steps"), ge=1,
+                               description="Steps between metrics rows.")
+    eval_steps: int = Field(default=_d("eval_steps"), ge=0, description="0 = once per epoch.")
+    save_steps: int = Field(default=_d("save_steps"), ge=1)
+    early_stopping_patience: int = Field(default=_d("early_stopping_patience"), ge=0)
+    seed: int = Field(default=_d("seed"))
     include_voice_integration: bool = Field(
-        default=False, description="Also train on the voice-conditioned examples of the "
-        "user's latest passed voice_alignment (run the voice_integration job first).")
-    memory_cap_tokens: int = Field(default=0, ge=0, description="Testing aid: simulate "
-                                   "out-of-memory above this many tokens per micro-batch.")
+        default=_d("include_voice_integration"),
+        description="Also train on the voice-conditioned examples of the user's latest "
+                    "passed voice_alignment (run the voice_integration job first).")
+    memory_cap_tokens: int = Field(default=_d("memory_cap_tokens"), ge=0,
+                                   description="Testing aid: simulate out-of-memory above "
+                                               "this many tokens per micro-batch.")
     min_free_disk_gb: float = Field(default=5.0, ge=0,
-                                    description="Pre-flight: free disk for checkpoints.")
+                                    description="Pre-flight: free disk for checkpoints (GB).")
 
     def train_config(self) -> TrainConfig:
-        values = self.model_dump(exclude={"min_free_disk_gb"})
-        values["lora_targets"] = tuple(values["lora_targets"])
-        return TrainConfig(**values)
+        return TrainConfig.from_dict(self.model_dump(exclude={"min_free_disk_gb"}))
 
 
-# One-click presets (jobs with baked config), from a laptop to a datacentre GPU.
-PRESETS = {
-    "cpu_demo": {"hardware_profile": "cpu", "epochs": 3, "batch_size": 4,
-                 "context_length": 512, "learning_rate": 3e-3, "min_free_disk_gb": 0.5},
-    "rtx5090": {"hardware_profile": "rtx5090", "base_model": "microsoft/DialoGPT-medium",
-                "epochs": 3, "batch_size": 16, "context_length": 2048,
-                "learning_rate": 2e-4, "quantization": "none"},
-    "h100": {"hardware_profile": "h100", "epochs": 3, "batch_size": 32,
-             "context_length": 4096, "learning_rate": 2e-4},
-}
+class EvaluationConfig(dg.Config):
+    control: ControlSource = Field(
+        default=ControlSource.REFERENCE,
+        description="Whose answers the persona-similarity control uses: 'reference' (a "
+                    "neutral set shipped with the project) or 'other_users' (every other "
+                    "user's collected answers; only with their families' consent).")

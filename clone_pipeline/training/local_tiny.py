@@ -13,11 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
-import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from clone_pipeline.files import atomic_path
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
 NAME = "local-tiny"
@@ -85,11 +85,8 @@ def ensure_tokenizer(models_dir: Path) -> Path:
                                    bos_token=None, unk_token=None,
                                    additional_special_tokens=[EOS, IM_START])
     fast.chat_template = CHAT_TEMPLATE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    fast.save_pretrained(tmp)
-    os.replace(tmp, target)  # atomic: a half-built tokenizer is never picked up
+    with atomic_path(target) as tmp:  # a half-built tokenizer is never picked up
+        fast.save_pretrained(tmp)
     return target
 
 
@@ -158,13 +155,11 @@ def ensure_base_model(models_dir: Path,
     model.eval()
     model.generation_config = GenerationConfig(
         eos_token_id=[tokenizer.eos_token_id, eos], pad_token_id=tokenizer.pad_token_id)
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "local_tiny.json").write_text(json.dumps(
-        {"name": NAME, "recipe": recipe_hash(), "pretrain_tokens": len(stream),
-         "final_loss": round(loss.item(), 4), "parameters": model.num_parameters()},
-        indent=2))
-    os.replace(tmp, target)  # atomic: a half-trained model is never picked up
+    with atomic_path(target) as tmp:  # a half-trained model is never picked up
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "local_tiny.json").write_text(json.dumps(
+            {"name": NAME, "recipe": recipe_hash(), "pretrain_tokens": len(stream),
+             "final_loss": round(loss.item(), 4), "parameters": model.num_parameters()},
+            indent=2))
     return target

@@ -2,9 +2,11 @@
 
 ``python -m clone_pipeline.training.pipes_main`` is what PipesSubprocessClient runs locally,
 and what ``accelerate launch`` or a Kubernetes pod (PipesK8sClient) would run elsewhere. It
-reads its job from the Pipes extras, trains, writes a training_metrics row per logging step,
-streams a log line per step, and reports the final figures as the materialisation. SIGINT or
-SIGTERM (a terminated Dagster run) stops it at the next step boundary with a checkpoint.
+reads its job from the Pipes extras and its files, trains, and reports back only through
+Pipes messages: a custom message per logging step (the figures), a log line per step, and
+the final summary as the materialisation. It holds no database connection; the launching
+asset records everything. SIGINT or SIGTERM (a terminated Dagster run) stops it at the next
+step boundary with a checkpoint.
 """
 
 from __future__ import annotations
@@ -12,16 +14,16 @@ from __future__ import annotations
 import json
 import signal
 import threading
-import uuid
 from pathlib import Path
 
 from dagster_pipes import open_dagster_pipes
 
 from clone_pipeline.data.store import read_jsonl
-from clone_pipeline.db.models import TrainingMetric
-from clone_pipeline.db.session import session_scope
 from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.summary import TrainingSummary
 from clone_pipeline.training.trainer import Trainer
+
+METRICS_MESSAGE = "training_metrics"  # the custom message kind carrying one step's figures
 
 
 def main() -> None:
@@ -30,16 +32,10 @@ def main() -> None:
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        config = TrainConfig(**{**extras["config"],
-                                "lora_targets": tuple(extras["config"]["lora_targets"])})
-        run_id = uuid.UUID(extras["training_run_id"])
-        database_url = extras["database_url"]
+        config = TrainConfig.from_dict(extras["config"])
 
         def on_metrics(metrics: dict) -> None:
-            with session_scope(database_url) as session:
-                session.add(TrainingMetric(training_run_id=run_id,
-                                           dagster_run_id=extras.get("dagster_run_id"),
-                                           **metrics))
+            pipes.report_custom_message({"kind": METRICS_MESSAGE, "metrics": metrics})
             eval_part = (f" eval_loss={metrics['eval_loss']:.4f}"
                          if metrics["eval_loss"] is not None else "")
             pipes.log.info(f"step {metrics['step']} ({metrics['percent_complete']:.0f}%) "
@@ -57,18 +53,16 @@ def main() -> None:
                           models_dir=Path(extras["models_dir"]), on_metrics=on_metrics,
                           stop=stop, log=pipes.log.info)
         result = trainer.run()
-        summary = {
-            "status": result.status, "step": result.step, "total_steps": result.total_steps,
-            "adapter_dir": str(result.adapter_dir) if result.adapter_dir else None,
-            "checkpoint_dir": str(result.checkpoint_dir),
-            "best_eval_loss": result.best_eval_loss,
-            "final_train_loss": result.final_train_loss,
-            "tokens_trained": result.tokens_trained, "train_seconds": round(result.seconds, 2),
-            "micro_batch_size": result.micro_batch_size,
-            "hardware": trainer.hardware.as_dict(), "precision": trainer.precision,
-        }
-        (Path(extras["output_dir"]) / "result.json").write_text(json.dumps(summary, indent=2))
-        pipes.report_asset_materialization(metadata={"result": {"raw_value": summary,
+        summary = TrainingSummary(
+            status=result.status, step=result.step, total_steps=result.total_steps,
+            adapter_dir=str(result.adapter_dir) if result.adapter_dir else None,
+            checkpoint_dir=str(result.checkpoint_dir), best_eval_loss=result.best_eval_loss,
+            final_train_loss=result.final_train_loss, tokens_trained=result.tokens_trained,
+            train_seconds=round(result.seconds, 2), micro_batch_size=result.micro_batch_size,
+            precision=trainer.precision, hardware=trainer.hardware.as_dict())
+        (Path(extras["output_dir"]) / "result.json").write_text(
+            json.dumps(summary.to_dict(), indent=2))
+        pipes.report_asset_materialization(metadata={"result": {"raw_value": summary.to_dict(),
                                                                 "type": "json"}})
 
 

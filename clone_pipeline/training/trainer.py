@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from typing import Any
 
 import torch
 
+from clone_pipeline.files import atomic_path
 from clone_pipeline.training.collate import (
     PackedSequence,
     TokenizedExample,
@@ -381,27 +380,21 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Write everything needed to resume exactly, atomically (temp dir + rename)."""
-        tmp = self.checkpoint_dir.with_name(f".{CHECKPOINT}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp / ADAPTER)
-        torch.save({"optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "scaler": self.scaler.state_dict(),
-                    "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": (torch.cuda.get_rng_state_all()
-                                 if torch.cuda.is_available() else None)},
-                   tmp / "state.pt")
-        (tmp / "progress.json").write_text(json.dumps({
-            "step": self.step, "total_steps": self.total_steps,
-            "micro_batch": self.micro_batch, "best_eval": self.best_eval,
-            "evals_without_improvement": self.evals_without_improvement,
-            "tokens_trained": self.tokens_trained, "history": self.history,
-            "config": self.config.as_dict()}, default=str))
-        old = self.checkpoint_dir.with_name(f".{CHECKPOINT}.old{os.getpid()}")
-        if self.checkpoint_dir.exists():
-            os.replace(self.checkpoint_dir, old)
-        os.replace(tmp, self.checkpoint_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        with atomic_path(self.checkpoint_dir) as tmp:
+            self.model.save_pretrained(tmp / ADAPTER)
+            torch.save({"optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(),
+                        "scaler": self.scaler.state_dict(),
+                        "rng_cpu": torch.get_rng_state(),
+                        "rng_cuda": (torch.cuda.get_rng_state_all()
+                                     if torch.cuda.is_available() else None)},
+                       tmp / "state.pt")
+            (tmp / "progress.json").write_text(json.dumps({
+                "step": self.step, "total_steps": self.total_steps,
+                "micro_batch": self.micro_batch, "best_eval": self.best_eval,
+                "evals_without_improvement": self.evals_without_improvement,
+                "tokens_trained": self.tokens_trained, "history": self.history,
+                "config": self.config.as_dict()}, default=str))
 
     def load_checkpoint(self) -> bool:
         """Resume from the last checkpoint if there is one; return whether it did."""
@@ -433,14 +426,11 @@ class Trainer:
         """The final adapter, with the tokenizer and chat template used in training, so
         inference renders prompts and stops exactly as training did."""
         target = self.output_dir / ADAPTER
-        tmp = target.with_name(f".{ADAPTER}.tmp{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
-        self.tokenizer.save_pretrained(tmp)
-        (tmp / "training_config.json").write_text(json.dumps(self.config.as_dict(),
-                                                             default=str, indent=2))
-        shutil.rmtree(target, ignore_errors=True)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            self.model.save_pretrained(tmp)
+            self.tokenizer.save_pretrained(tmp)
+            (tmp / "training_config.json").write_text(json.dumps(self.config.as_dict(),
+                                                                 default=str, indent=2))
         return target
 
     # ------------------------------------------------------------------ the loop

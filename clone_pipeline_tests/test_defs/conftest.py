@@ -4,7 +4,7 @@ import dagster as dg
 import pytest
 
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.ingest import import_export
+from clone_pipeline.services.ingest import import_export
 
 
 def _point_env_at(settings, monkeypatch):
@@ -16,7 +16,7 @@ def _point_env_at(settings, monkeypatch):
 
 @pytest.fixture
 def env_settings(settings, monkeypatch):
-    """Point the definitions' env-driven CloneStore at the test's data root and database
+    """Point the definitions' env-driven CloneSettings at the test's data root and database
     (once on SQLite, once on PostgreSQL)."""
     return _point_env_at(settings, monkeypatch)
 

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from clone_pipeline.db.models import FormattedTrainingData, TrainingDataset
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.definitions import defs
-from clone_pipeline.defs.launch import run_job_for_user
+from clone_pipeline.orchestration.launch import run_job_for_user
 
 COLLECTED = dg.AssetKey("collected_training_data")
 FORMATTED = dg.AssetKey("formatted_datasets")
@@ -92,7 +92,7 @@ def test_recollecting_unchanged_data_keeps_the_version(env_settings, instance,
 def test_user_with_no_material_is_stopped_with_a_reason(env_settings, instance, tmp_path):
     import json
 
-    from clone_pipeline.ingest import import_export
+    from clone_pipeline.services.ingest import import_export
 
     export = tmp_path / "export.json"
     export.write_text(json.dumps({"format": "clone-pipeline/user-export", "version": 1,

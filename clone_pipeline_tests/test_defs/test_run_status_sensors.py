@@ -6,7 +6,7 @@ queue; each sensor is evaluated on the run's own status event, as the daemon wou
 
 import dagster as dg
 
-from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.sensors import training_run_canceled, training_run_failed
 from clone_pipeline_tests.test_training.test_run_records import add_training_runs, statuses
 
@@ -22,7 +22,7 @@ def doomed():
 
 
 def _resources(settings):
-    return {"store": CloneStore(home=str(settings.home), database_url=settings.database_url)}
+    return {"clone": CloneSettings(home=str(settings.home), database_url=settings.database_url)}
 
 
 def test_failed_run_marks_its_unfinished_training_rows_failed(settings, instance):

@@ -6,19 +6,19 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from clone_pipeline.db.repository import delete_user
 from clone_pipeline.db.session import session_scope
-from clone_pipeline.defs.resources import CloneStore
+from clone_pipeline.db.users import delete_user
+from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.schedules import nightly_data_refresh
 from clone_pipeline.defs.sensors import user_data_changed, voice_recordings_changed
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.ingest import import_export
+from clone_pipeline.services.ingest import import_export
 
 
 def _tick(instance, settings, cursor, sensor=user_data_changed):
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor,
-        resources={"store": CloneStore(home=str(settings.home),
+        resources={"clone": CloneSettings(home=str(settings.home),
                                        database_url=settings.database_url)})
     result = sensor(context)
     for request in result.dynamic_partitions_requests:  # what the daemon would apply

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from clone_pipeline.cli import main
 from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun
 from clone_pipeline.db.session import session_scope
-from clone_pipeline.defs.launch import run_job_for_user
+from clone_pipeline.orchestration.launch import run_job_for_user
 
 TRAIN = {"max_steps": 6, "batch_size": 4, "context_length": 512, "learning_rate": 3e-3,
          "eval_steps": 3, "min_free_disk_gb": 0.1}

@@ -11,9 +11,9 @@ from sqlalchemy import select
 from clone_pipeline.db.models import VoiceLlmIntegration, VoiceProfile
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.definitions import defs
-from clone_pipeline.defs.launch import run_job_for_user
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.ingest import import_export
+from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.services.ingest import import_export
 
 PROFILE = dg.AssetKey("voice_profile")
 ALIGNMENT = dg.AssetKey("voice_alignment")
@@ -72,7 +72,7 @@ def test_unusable_audio_fails_the_blocking_check_with_reasons(sqlite_env_setting
 def test_training_uses_voice_examples_only_when_asked_and_available(sqlite_env_settings,
                                                                     instance, local_tiny):
     from clone_pipeline.defs.assets_training import trained_adapter
-    from clone_pipeline.defs.resources import CloneStore
+    from clone_pipeline.defs.resources import CloneSettings
 
     import_export(PERSONAS_DIR / "walter-okafor", sqlite_env_settings)
     assert run_job_for_user(instance, "data_only", "walter-okafor").success
@@ -82,7 +82,7 @@ def test_training_uses_voice_examples_only_when_asked_and_available(sqlite_env_s
 
     def train():
         return dg.materialize([trained_adapter], partition_key="walter-okafor",
-                              instance=instance, resources={"store": CloneStore()},
+                              instance=instance, resources={"clone": CloneSettings()},
                               run_config=config, raise_on_error=False)
 
     refused = train()

@@ -8,7 +8,8 @@ from sqlalchemy import func, select
 
 from clone_pipeline.db.models import LifeStory, Response, User, VoiceRecording
 from clone_pipeline.db.session import session_scope
-from clone_pipeline.ingest import ExportError, import_export
+from clone_pipeline.ingest import ExportError
+from clone_pipeline.services.ingest import import_export
 
 
 def _count(settings, model) -> int:
@@ -160,7 +161,7 @@ def test_failed_reimport_changes_nothing(settings, persona, write_export):
 
 def test_failure_during_write_rolls_back_and_removes_copied_audio(sqlite_settings, persona,
                                                                   write_export, monkeypatch):
-    from clone_pipeline.ingest import importer
+    from clone_pipeline.services import ingest as importer
 
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -210,7 +211,7 @@ def test_missing_path(sqlite_settings, tmp_path):
 
 
 def test_size_limits_are_clear_errors(sqlite_settings, persona, write_export, monkeypatch):
-    from clone_pipeline.ingest import importer
+    from clone_pipeline.services import ingest as importer
 
     path = write_export(persona(), audio_from="margaret-ellis")
     monkeypatch.setattr(importer, "MAX_AUDIO_BYTES", 1000)  # stands in for 200 MB

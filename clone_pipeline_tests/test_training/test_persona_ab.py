@@ -33,7 +33,8 @@ import pytest
 from clone_pipeline.data.collect import SourceMaterial, collect
 from clone_pipeline.data.format_dataset import FormatOptions, format_examples
 from clone_pipeline.data.formats import record_messages, render
-from clone_pipeline.defs.training_config import PRESETS, TrainingRunConfig
+from clone_pipeline.defs.training_config import TrainingRunConfig
+from clone_pipeline.training.config import PRESETS
 from clone_pipeline.training.evaluation import (
     answer_perplexity,
     embed,

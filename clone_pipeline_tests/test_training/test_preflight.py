@@ -8,13 +8,14 @@ from transformers import LlamaConfig
 
 from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.data.format_dataset import FormatOptions
-from clone_pipeline.data.stages import collect_user_data, format_user_data
-from clone_pipeline.defs.training_config import PRESETS, TrainingRunConfig
+from clone_pipeline.defs.training_config import TrainingRunConfig
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.ingest import import_export
-from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.services.datasets import collect_user_data, format_user_data
+from clone_pipeline.services.ingest import import_export
+from clone_pipeline.services.training import preflight
+from clone_pipeline.training.config import PRESETS, TrainConfig
 from clone_pipeline.training.hardware import select_profile
-from clone_pipeline.training.runs import PreflightError, preflight
+from clone_pipeline.training.preflight import PreflightError
 from clone_pipeline.training.trainer import load_model
 
 USER = "margaret-ellis"

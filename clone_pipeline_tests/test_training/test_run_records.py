@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from clone_pipeline.db.models import TrainingRun, User
 from clone_pipeline.db.session import session_scope
-from clone_pipeline.training.runs import close_unfinished_runs
+from clone_pipeline.services.training import close_unfinished_runs
 
 
 def add_training_runs(settings, rows: list[tuple[str, str]]) -> list[uuid.UUID]:

@@ -12,14 +12,14 @@ from clone_pipeline.data.formats import FORMATS
 from clone_pipeline.db.models import VoiceLlmIntegration, VoiceProfile
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.ingest import import_export
-from clone_pipeline.voice.integration import IntegrationSettings
-from clone_pipeline.voice.stages import (
+from clone_pipeline.services.ingest import import_export
+from clone_pipeline.services.voice import (
     NoVoiceProfileError,
     build_voice_alignment,
     build_voice_profile,
     voice_training_file,
 )
+from clone_pipeline.voice.integration import IntegrationSettings
 
 
 def test_profile_and_integration_are_stored_with_their_figures(settings):

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from clone_pipeline.db.session import migrate, psycopg2_url
+from clone_pipeline.files import atomic_path
 from clone_pipeline.settings import Settings
 
 POSTGRES_STORAGE = """
@@ -30,10 +31,8 @@ def write_dagster_yaml(settings: Settings, template: Path | None,
     if pg_url and "\nstorage:" not in f"\n{text}":
         text = text.rstrip("\n") + "\n" + POSTGRES_STORAGE
     target = settings.dagster_home / "dagster.yaml"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".yaml.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, target)
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
     return target
 
 
@@ -63,7 +62,7 @@ def prepare_dagster_storage(dagster_home: Path) -> None:
 
 def default_template() -> Path | None:
     """The project's dagster.yaml: beside the package in a checkout, or in the working dir."""
-    for candidate in (Path(__file__).resolve().parent.parent / "dagster.yaml",
+    for candidate in (Path(__file__).resolve().parents[2] / "dagster.yaml",
                       Path.cwd() / "dagster.yaml"):
         if candidate.is_file():
             return candidate

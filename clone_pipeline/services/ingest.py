@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import unicodedata
@@ -21,11 +20,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from clone_pipeline.db.models import SOURCE_MODELS, User, utcnow
+from clone_pipeline.db import sources
 from clone_pipeline.db.session import session_scope
+from clone_pipeline.db.sources import ListCounts
+from clone_pipeline.files import atomic_path
 from clone_pipeline.ingest.errors import MAX_PROBLEMS, ExportError, Problem
 from clone_pipeline.ingest.schema import pointer, schema_problems
 from clone_pipeline.settings import Settings
@@ -48,14 +46,6 @@ FIELDS = {
 }
 TIMESTAMP_FIELDS = {"created_at", "recorded_at"}
 USER_FIELDS = ("display_name", "locale", "birth_year", "persona")
-
-
-@dataclass
-class ListCounts:
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    pruned: int = 0
 
 
 @dataclass
@@ -96,8 +86,7 @@ def import_export(path: str | Path, settings: Settings, *, prune: bool = False) 
         try:
             stored = {a.index: _store_audio(a, doc["user"]["external_id"], settings, copied)
                       for a in audio}
-            with session_scope(settings.database_url) as session:
-                return _upsert(session, doc, stored, prune, len(copied))
+            return _store(settings, doc, stored, prune, len(copied))
         except BaseException:
             for file in copied:  # only files this import created; shared ones stay
                 file.unlink(missing_ok=True)
@@ -224,10 +213,8 @@ def _store_audio(audio: _Audio, external_id: str, settings: Settings,
     rel = Path("audio") / external_id / f"{audio.sha256}{audio.suffix}"
     target = settings.home / rel
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-        shutil.copyfile(audio.source, tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            shutil.copyfile(audio.source, tmp)
         copied.append(target)
     return audio, rel.as_posix()
 
@@ -249,52 +236,19 @@ def _parse_time(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _upsert(session: Session, doc: dict, stored: dict[int, tuple[_Audio, str]], prune: bool,
-            copied: int) -> ImportSummary:
-    now = utcnow()
+def _store(settings: Settings, doc: dict, stored: dict[int, tuple[_Audio, str]], prune: bool,
+           copied: int) -> ImportSummary:
     u = doc["user"]
-    user = session.scalar(select(User).where(User.external_id == u["external_id"]))
-    summary = ImportSummary(u["external_id"], user_created=user is None,
-                            audio_files_copied=copied)
     user_values = {"display_name": u["display_name"], "locale": u.get("locale"),
                    "birth_year": u.get("birth_year"), "persona": u.get("persona") or {},
                    "extra": {k: v for k, v in u.items()
                              if k not in (*USER_FIELDS, "external_id")}}
-    if user is None:
-        user = User(external_id=u["external_id"], created_at=now, updated_at=now, **user_values)
-        session.add(user)
-        session.flush()
-    elif _assign(user, user_values):
-        user.updated_at = now
-
-    for list_name, model in SOURCE_MODELS.items():
-        counts = summary.lists.setdefault(list_name, ListCounts())
-        existing = {row.item_id: row for row in
-                    session.scalars(select(model).where(model.user_id == user.id))}
-        seen: set[str] = set()
-        for index, item in enumerate(doc.get(list_name) or []):
-            seen.add(item["id"])
-            audio = stored.get(index) if list_name == "voice_recordings" else None
-            values = _item_values(list_name, item, audio)
-            row = existing.get(item["id"])
-            if row is None:
-                values.setdefault("created_at", now)
-                session.add(model(user_id=user.id, item_id=item["id"], updated_at=now,
-                                  **values))
-                counts.inserted += 1
-            elif _assign(row, values):
-                row.updated_at = now
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
-        if prune:
-            for item_id, row in existing.items():
-                if item_id not in seen:
-                    session.delete(row)
-                    counts.pruned += 1
-    if prune and any(c.pruned for c in summary.lists.values()):
-        user.updated_at = now  # so the change sensor sees a user whose material shrank
-    return summary
+    items = {name: [(item["id"], _item_values(
+        name, item, stored.get(index) if name == "voice_recordings" else None))
+        for index, item in enumerate(doc.get(name) or [])] for name in FIELDS}
+    with session_scope(settings.database_url) as session:
+        outcome = sources.upsert_material(session, u["external_id"], user_values, items, prune)
+    return ImportSummary(u["external_id"], outcome.user_created, outcome.lists, copied)
 
 
 def _item_values(list_name: str, item: dict, audio: tuple[_Audio, str] | None) -> dict:
@@ -318,23 +272,3 @@ def _item_values(list_name: str, item: dict, audio: tuple[_Audio, str] | None) -
                       channels=info.info.channels, duration_s=round(info.info.duration_s, 3),
                       size_bytes=info.size)
     return values
-
-
-def _assign(row: Any, values: dict[str, Any]) -> bool:
-    """Set changed attributes on *row*; return whether anything changed."""
-    changed = False
-    for key, value in values.items():
-        current = getattr(row, key)
-        if isinstance(current, datetime) and isinstance(value, datetime):
-            same = _as_utc(current) == _as_utc(value)
-        else:
-            same = current == value
-        if not same:
-            setattr(row, key, value)
-            changed = True
-    return changed
-
-
-def _as_utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes even for timezone-aware columns.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)

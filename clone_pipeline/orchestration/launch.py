@@ -6,6 +6,8 @@ from typing import Any
 import dagster as dg
 
 from clone_pipeline.defs.partitions import users
+from clone_pipeline.services.users import require_user
+from clone_pipeline.settings import Settings
 
 
 @dataclass
@@ -19,13 +21,17 @@ class RunOutcome:
 
 def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: str,
                      run_config: dict[str, Any] | None = None,
-                     tags: dict[str, str] | None = None) -> RunOutcome:
+                     tags: dict[str, str] | None = None,
+                     settings: Settings | None = None) -> RunOutcome:
     """Register *external_id* as a partition and execute *job_name* for it in this process.
 
-    The run, its events and lineage are recorded in *instance* (visible in the UI).
+    The run, its events and lineage are recorded in *instance* (visible in the UI). With
+    *settings*, an unknown user is refused before a partition or a run is created.
     """
     from clone_pipeline.definitions import defs
 
+    if settings is not None:
+        require_user(settings, external_id)
     instance.add_dynamic_partitions(users.name, [external_id])
     job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(partition_key=external_id, instance=instance,

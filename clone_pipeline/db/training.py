@@ -1,0 +1,112 @@
+"""training_runs, training_metrics and model_versions: fine-tuning runs and what they made."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun, User, utcnow
+from clone_pipeline.db.statuses import (
+    UNFINISHED_TRAINING,
+    ModelVersionStatus,
+    TrainingRunStatus,
+)
+
+METRIC_COLUMNS = ("step", "epoch", "loss", "eval_loss", "learning_rate", "grad_norm",
+                  "tokens_per_second", "percent_complete", "eta_seconds", "gpu_utilization",
+                  "vram_used_mb", "gpu_temperature_c")
+
+
+def add_run(session: Session, **values) -> TrainingRun:
+    row = TrainingRun(started_at=utcnow(), **values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_run(session: Session, run_id: uuid.UUID) -> TrainingRun | None:
+    return session.get(TrainingRun, run_id)
+
+
+def finish_run(session: Session, run_id: uuid.UUID, status: TrainingRunStatus,
+               hardware: dict[str, Any] | None = None, error: str | None = None) -> None:
+    row = session.get(TrainingRun, run_id)
+    row.status, row.finished_at, row.error = status, utcnow(), error
+    if hardware:
+        row.hardware = hardware
+
+
+def close_unfinished_runs(session: Session, dagster_run_id: str, status: TrainingRunStatus,
+                          error: str) -> int:
+    """Mark the rows *dagster_run_id* left pending or running as *status*; returns how many."""
+    result = session.execute(
+        update(TrainingRun)
+        .where(TrainingRun.dagster_run_id == dagster_run_id,
+               TrainingRun.status.in_(UNFINISHED_TRAINING))
+        .values(status=status, error=error[:2000], finished_at=utcnow()))
+    return result.rowcount
+
+
+def find_run(session: Session, run_id: str) -> tuple[TrainingRun, str] | None:
+    """(run, user's external id) by the run's own id or the Dagster run id that launched it."""
+    try:
+        row = session.get(TrainingRun, uuid.UUID(run_id))
+    except ValueError:  # not a UUID: a Dagster run id
+        row = None
+    row = row or session.scalar(select(TrainingRun).where(
+        TrainingRun.dagster_run_id == run_id).order_by(TrainingRun.created_at.desc()))
+    if row is None:
+        return None
+    return row, session.get(User, row.user_id).external_id
+
+
+def add_metrics(session: Session, run_id: uuid.UUID, dagster_run_id: str | None,
+                metrics: list[dict[str, Any]]) -> None:
+    session.add_all(TrainingMetric(training_run_id=run_id, dagster_run_id=dagster_run_id,
+                                   **{c: m.get(c) for c in METRIC_COLUMNS}) for m in metrics)
+
+
+def metrics_after(session: Session, run_id: uuid.UUID, step: int) -> list[dict[str, Any]]:
+    """training_metrics rows of *run_id* with a step above *step*, in order."""
+    rows = session.scalars(select(TrainingMetric).where(
+        TrainingMetric.training_run_id == run_id, TrainingMetric.step > step)
+        .order_by(TrainingMetric.step))
+    return [{c: getattr(r, c) for c in METRIC_COLUMNS} for r in rows]
+
+
+def add_model_version(session: Session, run_id: uuid.UUID, dagster_run_id: str | None,
+                      adapter_path: str, adapter_sha256: str,
+                      metrics: dict[str, Any]) -> ModelVersion:
+    """The next version number of the run's user, recorded as trained."""
+    run = session.get(TrainingRun, run_id)
+    top = session.scalar(select(func.max(ModelVersion.version))
+                         .where(ModelVersion.user_id == run.user_id))
+    row = ModelVersion(user_id=run.user_id, training_run_id=run.id,
+                       dagster_run_id=dagster_run_id, version=(top or 0) + 1,
+                       base_model=run.base_model, adapter_path=adapter_path,
+                       adapter_sha256=adapter_sha256, status=ModelVersionStatus.TRAINED,
+                       metrics=metrics)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def get_version(session: Session, version_id: uuid.UUID) -> ModelVersion | None:
+    return session.get(ModelVersion, version_id)
+
+
+def latest_version(session: Session, user_id: uuid.UUID) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.user_id == user_id)
+                          .order_by(ModelVersion.version.desc()).limit(1))
+
+
+def store_evaluation(session: Session, version_id: uuid.UUID,
+                     evaluation: dict[str, Any]) -> ModelVersion:
+    row = session.get(ModelVersion, version_id)
+    row.metrics = {**row.metrics, "evaluation": evaluation}
+    row.status = ModelVersionStatus.EVALUATED
+    session.flush()
+    return row

@@ -1,0 +1,5 @@
+"""Use cases that combine the domain database, the data root and the core.
+
+The CLI, the Dagster assets and (later) the HTTP API call these; each opens short
+transactions (read, close, compute, write) and never holds one across heavy work.
+"""

@@ -1,0 +1,96 @@
+"""Evaluate one model version on its dataset's held-out questions and record the figures."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from clone_pipeline.data.store import read_jsonl
+from clone_pipeline.db import datasets, training, users
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.files import write_json
+from clone_pipeline.settings import Settings
+from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.evaluation import (
+    EvaluationReport,
+    evaluate_adapter,
+    reference_answers,
+)
+from clone_pipeline.training.preflight import PreflightError
+
+
+class ControlSource(StrEnum):
+    """Whose answers the persona-similarity control compares against."""
+
+    REFERENCE = "reference"  # the neutral set shipped with the project (default)
+    OTHER_USERS = "other_users"  # every other user's collected answers: operators opt in
+
+
+@dataclass(frozen=True)
+class EvaluatedVersion:
+    id: uuid.UUID
+    version: int
+    report: EvaluationReport
+    control: ControlSource
+    control_texts: int
+    samples_path: Path  # sample answers (they quote the person: kept in the data root)
+
+
+def evaluate_version(settings: Settings, version_id: uuid.UUID,
+                     control: ControlSource = ControlSource.REFERENCE,
+                     max_questions: int = 12,
+                     max_control_texts: int = 200) -> EvaluatedVersion:
+    """Evaluate model version *version_id* against its base; store the figures on it."""
+    with session_scope(settings.database_url) as session:
+        version = training.get_version(session, version_id)
+        if version is None:
+            raise PreflightError(f"no model version {version_id}")
+        run = training.get_run(session, version.training_run_id)
+        config = TrainConfig.from_dict(run.config)
+        formatted = datasets.latest_formatted(session, run.dataset_id, config.train_format)
+        other_datasets = (_other_users_datasets(session, version.user_id)
+                          if control == ControlSource.OTHER_USERS else None)
+    if formatted is None:
+        raise PreflightError(f"model version v{version.version}: its dataset has no "
+                             f"{config.train_format!r} files to evaluate on")
+    eval_records = list(read_jsonl(settings.home / formatted.eval_path))
+    if not eval_records:
+        raise PreflightError(f"model version v{version.version}: the dataset holds out no "
+                             f"questions to evaluate on (eval_fraction is 0?)")
+    if other_datasets is None:
+        control_texts = reference_answers()[:max_control_texts]
+    else:
+        control_texts = [r["answer"] for path in other_datasets
+                         for r in read_jsonl(settings.home / path)
+                         if r["source"] == "responses"][:max_control_texts]
+    report = evaluate_adapter(run.base_model, version.adapter_path, settings.models_dir,
+                              eval_records, control_texts, config.train_format,
+                              config.context_length, max_questions)
+    samples = write_json(Path(version.adapter_path).parent
+                         / f"evaluation-samples-v{version.version}.json", report.samples)
+    with session_scope(settings.database_url) as session:
+        training.store_evaluation(session, version_id,
+                                  {**report.as_dict(), "control": str(control)})
+    return EvaluatedVersion(version.id, version.version, report, control, len(control_texts),
+                            samples)
+
+
+def _other_users_datasets(session, user_id: uuid.UUID) -> list[str]:
+    """Paths of every other user's latest collected dataset (operators opt in to this)."""
+    paths = []
+    for other in users.all_users(session):
+        dataset = datasets.latest_dataset(session, other.id) if other.id != user_id else None
+        if dataset is not None:
+            paths.append(dataset.path)
+    return paths
+
+
+def latest_evaluation(settings: Settings, external_id: str) -> dict | None:
+    """The evaluation figures of the user's newest model version, with its version number."""
+    with session_scope(settings.database_url) as session:
+        version = training.latest_version(session, users.user_id_of(session, external_id))
+        if version is None or "evaluation" not in (version.metrics or {}):
+            return None
+        return {"version": version.version, **version.metrics["evaluation"]}

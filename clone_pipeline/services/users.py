@@ -1,0 +1,58 @@
+"""Users as a whole: where each stands, and removal that leaves nothing behind."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from clone_pipeline.db import datasets, users
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.files import user_folders
+from clone_pipeline.settings import Settings
+
+
+def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str, Any]]:
+    """Every user (or those in *only*) with item counts and their latest dataset's
+    readiness and formatted sizes."""
+    out = []
+    with session_scope(settings.database_url) as session:
+        for user in users.all_users(session):
+            if only is not None and user.external_id not in only:
+                continue
+            dataset = datasets.latest_dataset(session, user.id)
+            out.append({"external_id": user.external_id, "display_name": user.display_name,
+                        **users.item_counts(session, user.id),
+                        "dataset_version": dataset.version if dataset else None,
+                        "ready": dataset.ready if dataset else None,
+                        "quality": dataset.quality_metrics if dataset else None,
+                        "readiness": dataset.readiness if dataset else None,
+                        "formatted": datasets.latest_formatted_summary(session, user.id)})
+    return out
+
+
+def changed_users(settings: Settings, since, tables: tuple[str, ...] | None = None
+                  ) -> tuple[dict[str, Any], set[str]]:
+    """(external id -> latest change after *since*, every external id) in one read."""
+    with session_scope(settings.database_url) as session:
+        return (users.source_changes_since(session, since, tables),
+                users.all_external_ids(session))
+
+
+def remove_user(settings: Settings, external_id: str) -> list[str]:
+    """Delete the user's rows in every domain table and every folder the data root keeps for
+    them (datasets, audio, adapters, voice). Returns the folders removed."""
+    folders = user_folders(settings, external_id)  # refuses ids that would leave the root
+    with session_scope(settings.database_url) as session:
+        users.delete_user(session, external_id)
+    removed = []
+    for folder in folders:
+        if folder.exists():
+            shutil.rmtree(folder)
+            removed.append(str(folder))
+    return removed
+
+
+def require_user(settings: Settings, external_id: str) -> None:
+    """Raise UnknownUserError (which says what to do) unless the user exists."""
+    with session_scope(settings.database_url) as session:
+        users.get_user(session, external_id)
