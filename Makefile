@@ -16,7 +16,7 @@ help:
 	@echo "make test   - run the test suite (SQLite and the local PostgreSQL)"
 	@echo "make ui     - open the Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
 	@echo "make bench  - run the benchmarks in benchmarks/ (JSON out)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and the import contracts (lint-imports)"
 
 $(STAMP):
 	$(PYTHON) -m venv $(VENV)
@@ -32,12 +32,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/clone-pipeline demo
 
-test: setup
-	$(BIN)/ruff check clone_pipeline clone_pipeline_tests benchmarks
+test: lint
 	$(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check clone_pipeline clone_pipeline_tests benchmarks
+	$(BIN)/lint-imports
 
 ui: setup
 	$(BIN)/clone-pipeline init

@@ -71,10 +71,16 @@ def test_bad_export_exits_2_and_lists_problems(cli_env, tmp_path):
     assert "nothing was imported" in result.stderr
 
 
-def test_run_for_unknown_user_fails_clearly(cli_env):
+def test_run_for_unknown_user_fails_clearly_before_any_run(cli_env, tmp_path):
+    import dagster as dg
+
     result = cli_env("run", "nobody-here")
     assert result.returncode == 1
-    assert "no user 'nobody-here'" in result.stdout
+    assert "no user 'nobody-here'" in result.stderr
+    assert "Traceback" not in result.stderr
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster")) as instance:
+        assert instance.get_runs() == []  # refused before a partition or a run was created
+        assert instance.get_dynamic_partitions("users") == []
 
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a CPU machine")
