@@ -11,6 +11,8 @@ from sqlalchemy import select
 from clone_pipeline.cli import main
 from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun
 from clone_pipeline.db.session import session_scope
+from clone_pipeline.defs.assets_training import model_evaluation
+from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.orchestration.launch import run_job_for_user
 
 TRAIN = {"max_steps": 6, "batch_size": 4, "context_length": 512, "learning_rate": 3e-3,
@@ -19,7 +21,7 @@ TRAIN = {"max_steps": 6, "batch_size": 4, "context_length": 512, "learning_rate"
 
 def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instance,
                                                            import_persona):
-    import_persona("margaret-ellis")  # another person: the evaluation's control
+    import_persona("margaret-ellis")  # another family: must not be the evaluation's control
     assert run_job_for_user(instance, "data_only", "margaret-ellis").success
     import_persona("walter-okafor")
     outcome = run_job_for_user(instance, "complete_workflow", "walter-okafor",
@@ -45,6 +47,7 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
         assert version.status == "evaluated" and evaluation["beats_base"]
         assert evaluation["adapter_perplexity"] < evaluation["base_perplexity"]
         assert evaluation["control_similarity"] is not None and evaluation["questions"] > 0
+        assert evaluation["control"] == "reference"  # not Margaret's answers
         assert -1 <= evaluation["persona_similarity"] <= 1
 
     observations = instance.fetch_observations(
@@ -73,3 +76,29 @@ def test_preflight_refuses_a_user_who_is_not_ready(env_settings, instance, impor
     assert "not ready for training" in outcome.error
     with session_scope(env_settings.database_url) as s:
         assert s.scalars(select(TrainingRun)).all() == []
+
+
+def test_model_evaluation_judges_the_version_its_upstream_produced(env_settings, instance,
+                                                                  import_persona):
+    """A newer version recorded meanwhile (another run of the same user) is not the one this
+    evaluation judges: it follows the trained_adapter materialisation's model version id."""
+    import_persona("walter-okafor")
+    assert run_job_for_user(instance, "data_only", "walter-okafor").success
+    trained = run_job_for_user(instance, "complete_workflow", "walter-okafor",
+                               {"ops": {"trained_adapter": {"config": TRAIN}}})
+    assert trained.success, trained.error
+    with session_scope(env_settings.database_url) as s:
+        first = s.scalars(select(ModelVersion)).one()
+        s.add(ModelVersion(user_id=first.user_id, training_run_id=first.training_run_id,
+                           version=2, base_model=first.base_model,
+                           adapter_path=first.adapter_path + "-elsewhere",
+                           adapter_sha256="0" * 64, metrics={}))
+    result = dg.materialize([model_evaluation], partition_key="walter-okafor",
+                            instance=instance, resources={"clone": CloneSettings()})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["model_version"].value == 1
+    with session_scope(env_settings.database_url) as s:
+        by_version = {v.version: v for v in s.scalars(select(ModelVersion))}
+        assert "evaluation" in by_version[1].metrics
+        assert "evaluation" not in by_version[2].metrics and by_version[2].status == "trained"

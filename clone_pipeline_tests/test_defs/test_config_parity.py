@@ -1,0 +1,66 @@
+"""Each Dagster run config exposes every field of its core options with the same default,
+so the Launchpad, the CLI and the Python API cannot drift apart."""
+
+from dataclasses import fields
+
+import pytest
+
+from clone_pipeline.data.collect import CollectOptions
+from clone_pipeline.data.format_dataset import FormatOptions
+from clone_pipeline.data.quality import ReadinessPolicy
+from clone_pipeline.defs.config import (
+    CollectConfig,
+    FormatConfig,
+    VoiceIntegrationConfig,
+    core_default,
+)
+from clone_pipeline.defs.training_config import TrainingRunConfig
+from clone_pipeline.training.config import PRESETS, TrainConfig
+from clone_pipeline.voice.integration import IntegrationSettings
+
+# (Dagster config, core dataclass, core fields exposed under another shape)
+PAIRS = [
+    (CollectConfig, CollectOptions, {"readiness"}),
+    (CollectConfig, ReadinessPolicy, set()),
+    (FormatConfig, FormatOptions, set()),
+    (TrainingRunConfig, TrainConfig, set()),
+    (VoiceIntegrationConfig, IntegrationSettings, set()),
+]
+
+
+@pytest.mark.parametrize(("config_cls", "core_cls", "nested"), PAIRS,
+                         ids=lambda v: getattr(v, "__name__", ""))
+def test_every_core_field_is_exposed_with_the_core_default(config_cls, core_cls, nested):
+    exposed = config_cls.model_fields
+    for field in fields(core_cls):
+        if field.name in nested:
+            continue
+        assert field.name in exposed, f"{config_cls.__name__} lacks {field.name}"
+        default = exposed[field.name].get_default(call_default_factory=True)
+        expected = core_default(core_cls, field.name)
+        if isinstance(expected, tuple):
+            default = tuple(default)
+        assert default == expected, f"{config_cls.__name__}.{field.name}"
+
+
+def test_default_run_config_converts_to_the_default_core_options():
+    assert CollectConfig().options() == CollectOptions()
+    assert FormatConfig().options() == FormatOptions()
+    assert TrainingRunConfig().train_config() == TrainConfig()
+    assert VoiceIntegrationConfig().settings() == IntegrationSettings()
+
+
+def test_every_field_of_a_run_config_reaches_the_core():
+    changed = CollectConfig(min_words_per_response=7, near_duplicate_threshold=0.9,
+                            workers=3).options()
+    assert changed.readiness.min_words_per_response == 7
+    assert changed.near_duplicate_threshold == 0.9 and changed.workers == 3
+    trained = TrainingRunConfig(warmup_ratio=0.2, weight_decay=0.01, logging_steps=5)
+    assert (trained.train_config().warmup_ratio, trained.train_config().weight_decay,
+            trained.train_config().logging_steps) == (0.2, 0.01, 5)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_is_a_valid_training_run_config(name):
+    config = TrainingRunConfig(**PRESETS[name])
+    assert config.train_config().hardware_profile == PRESETS[name]["hardware_profile"]
