@@ -15,8 +15,11 @@ from clone_pipeline.ingest.errors import Problem
 FORMAT = "clone-pipeline/user-export"
 VERSION = 1
 MAX_TEXT_CHARS = 100_000
-ID_PATTERN = r"^[A-Za-z0-9._-]{1,128}$"
-ID_RULE = "must be 1 to 128 characters of letters, digits, '.', '_' or '-'"
+# The same rule as files.SAFE_ID: a letter or digit first (so never "." or ".."), and
+# "(?![\s\S])" instead of "$", which would also accept a trailing newline.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?![\s\S])"
+ID_RULE = ("must be 1 to 128 characters of letters, digits, '.', '_' or '-', starting with a "
+           "letter or digit")
 
 # List name -> the item's required text field (the one that must exist and is size-limited).
 TEXT_FIELD = {

@@ -1,0 +1,48 @@
+"""The data-root layout refuses ids that would escape it, and writes are all-or-nothing."""
+
+import re
+
+import pytest
+
+from clone_pipeline.files import UnsafePathError, atomic_path, check_id, user_folder
+from clone_pipeline.ingest.schema import ID_PATTERN
+from clone_pipeline.settings import load_settings
+
+HOSTILE_IDS = [".", "..", "...", "evil\n", "a/b", "../x", "", "-lead", ".hidden", "a" * 129,
+               "x\x00y", "tab\tid"]
+
+
+@pytest.mark.parametrize("external_id", HOSTILE_IDS, ids=repr)
+def test_ids_that_could_leave_the_data_root_are_refused(tmp_path, external_id):
+    settings = load_settings({"CLONE_HOME": str(tmp_path)})
+    with pytest.raises(UnsafePathError):
+        user_folder(settings, "voice", external_id)
+    assert re.search(ID_PATTERN, external_id) is None  # the export schema agrees
+
+
+def test_a_user_folder_is_exactly_one_level_inside_its_kind(tmp_path):
+    settings = load_settings({"CLONE_HOME": str(tmp_path)})
+    folder = user_folder(settings, "datasets", "margaret-ellis")
+    assert folder == (tmp_path / "datasets" / "margaret-ellis").resolve()
+    assert check_id("walter.okafor_2") == "walter.okafor_2"
+
+
+def test_atomic_path_leaves_the_old_content_when_writing_fails(tmp_path):
+    target = tmp_path / "profile.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["profile.json"]  # no temporary left
+
+
+def test_atomic_path_swaps_a_whole_folder(tmp_path):
+    target = tmp_path / "adapter"
+    target.mkdir()
+    (target / "stale.bin").write_text("v1")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "weights.bin").write_text("v2")
+    assert [p.name for p in target.iterdir()] == ["weights.bin"]
+    assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
