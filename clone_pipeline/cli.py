@@ -452,7 +452,7 @@ def _figures(m: dict) -> str:
 
 
 def _history_table(history: list[dict]) -> Table:
-    """The seed's analytics: loss progression and GPU history, about 20 rows."""
+    """Loss progression and GPU history of a run, about 20 rows."""
     table = Table(title="Loss progression and GPU history")
     for col in ("step", "epoch", "loss", "eval loss", "lr", "tok/s", "GPU %", "VRAM MB",
                 "temp C"):

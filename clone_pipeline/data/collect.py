@@ -26,7 +26,7 @@ from clone_pipeline.data.text_clean import normalise_text, word_count
 
 @dataclass(frozen=True)
 class CollectOptions:
-    """The seed's collect-data options plus privacy and readiness settings."""
+    """What to collect, how to clean and redact it, and when the result is ready."""
 
     include_life_stories: bool = True
     include_milestones: bool = True

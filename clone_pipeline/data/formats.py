@@ -1,4 +1,4 @@
-"""Render examples into the seed's training formats (plus ShareGPT) and validate them.
+"""Render examples into the training formats and validate them.
 
 Formats: conversational (messages with metadata), instruction, chat (ChatML text), alpaca,
 llama (Llama 3 chat text), openai (fine-tuning JSONL) and sharegpt.

@@ -1,4 +1,5 @@
-"""System prompts built from the person's profile, in the seed's template styles."""
+"""System prompts built from the person's profile, in two template styles
+(legacy_preservation, casual)."""
 
 from __future__ import annotations
 

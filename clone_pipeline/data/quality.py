@@ -1,4 +1,5 @@
-"""Quality metrics and the readiness gate for a collected dataset (the seed's figures)."""
+"""Quality metrics (overall score, coverage, diversity, depth) and the readiness gate for a
+collected dataset."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from clone_pipeline.data.examples import Example
 
 @dataclass(frozen=True)
 class ReadinessPolicy:
-    """The seed's best practice: at least 50 responses of 20+ words in 5+ categories."""
+    """Ready to train: at least 50 responses of 20+ words in 5+ categories."""
 
     min_responses: int = 50
     min_words_per_response: int = 20

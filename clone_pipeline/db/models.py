@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models for the domain tables (seed table names kept).
+"""SQLAlchemy 2 models for the domain tables.
 
 Source tables hold a person's material as imported (text after Unicode NFC only). Pipeline
 tables record what each stage produced; every pipeline row carries the Dagster run id that

@@ -1,4 +1,4 @@
-"""Voice assets: voice_profile and voice_alignment (the seed's voice-LLM integration)."""
+"""Voice assets: voice_profile and voice_alignment (voice-LLM integration)."""
 
 import dagster as dg
 
@@ -85,7 +85,7 @@ def voice_profile(context: dg.AssetExecutionContext, clone: CloneSettings) -> dg
         description="Alignment accuracy, emotional consistency, profile completeness and "
                     "recording quality meet their thresholds: " +
                     ", ".join(f"{k} >= {v}" for k, v in THRESHOLDS.items()))],
-    description="Voice-text alignment in the seed's five stages: word timings, prosody tags "
+    description="Voice-text alignment in five stages: word timings, prosody tags "
                 "relative to the speaker, voice-conditioned training examples, validation.",
 )
 def voice_alignment(context: dg.AssetExecutionContext, config: VoiceIntegrationConfig,

@@ -24,7 +24,8 @@ complete_workflow = dg.define_asset_job(
 voice_integration = dg.define_asset_job(
     "voice_integration",
     selection=dg.AssetSelection.assets(voice_profile, voice_alignment),
-    description="One user's voice profile and voice-text alignment (the seed's five stages).",
+    description="One user's voice profile and voice-text alignment (five stages, from "
+                "analysis to validation).",
 )
 
 training_presets = [

@@ -1,4 +1,4 @@
-"""Training configuration: the seed's options, with defaults for small personal datasets."""
+"""Training configuration, with defaults for small personal datasets."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One fine-tuning run. The seed's 150 epochs would memorise a few hundred answers;
-    a few epochs with early stopping on held-out loss suit a personal dataset."""
+    """One fine-tuning run. A personal dataset is a few hundred answers: many epochs would
+    memorise them, so a few epochs with early stopping on held-out loss are the default."""
 
     base_model: str = "local-tiny"  # hub id (cached files), local path, or local-tiny
     train_format: str = "conversational"

@@ -30,7 +30,7 @@ from clone_pipeline.voice.audio_io import ANALYSIS_RATE, AudioError, load_audio,
 from clone_pipeline.voice.lazy import process_singleton
 from clone_pipeline.voice.quality import QUALITY_BAR, Quality, measure
 
-EXPECTED_PASSAGES = 4  # the seed's reading set
+EXPECTED_PASSAGES = 4  # the standard reading set: four passages
 PAUSE_S = 0.15  # a gap between words at least this long is a pause
 EMBED_MAX_S = 20  # seconds of audio the speaker embedding averages over
 _SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*(?:\s|$)")
@@ -410,7 +410,7 @@ def _profile(usable: list[PassageAnalysis], floor: float, ceiling: float) -> dic
 
 
 def completeness(profile: dict[str, Any], usable_passages: int) -> float:
-    """Share of profile figures measured, scaled by the share of the seed's passages."""
+    """Share of profile figures measured, scaled by the share of the four passages read."""
     values = [v for key in ("pitch", "timing", "energy", "voice_quality", "formants")
               for v in profile.get(key, {}).values() if not isinstance(v, dict)]
     values += [profile.get("mfcc"), profile.get("speaker_embedding")]

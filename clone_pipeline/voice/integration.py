@@ -1,4 +1,4 @@
-"""The seed's voice-LLM integration: five stages from a voice analysis to validated,
+"""Voice-LLM integration: five stages from a voice analysis to validated,
 voice-conditioned training examples.
 
 1. voice_analysis: the profile (computed by `analysis.analyse_recordings`).
@@ -6,8 +6,8 @@ voice-conditioned training examples.
 3. voice_text_alignment: word timings (pocketsphinx) cross-checked by eSpeak NG + DTW.
 4. integrated_data: per-sentence prosody tags relative to the speaker, turned into training
    examples; emotional consistency of text and voice per passage.
-5. validation: figures against thresholds (the seed's 75% quality bar; the others are ours,
-   the seed names the measures but gives no numbers).
+5. validation: figures against thresholds (a 75% recording-quality bar, and bars for
+   alignment accuracy, emotional consistency and completeness, see THRESHOLDS).
 """
 
 from __future__ import annotations
@@ -27,14 +27,14 @@ THRESHOLDS = {
     "alignment_accuracy": 0.80,  # share of words where both aligners agree within 150 ms
     "emotional_consistency": 0.60,  # 1 - mean |text arousal - voice arousal| / 2
     "profile_completeness": 0.75,  # share of profile figures measured x passages / 4
-    "quality_score": QUALITY_BAR,  # mean quality of the usable recordings (the seed's bar)
+    "quality_score": QUALITY_BAR,  # mean quality of the usable recordings
 }
 READ_ALOUD_PROMPT = "Say this the way you would say it out loud: {text}"
 
 
 @dataclass(frozen=True)
 class IntegrationSettings:
-    """The seed's voice_integration settings."""
+    """How voice-text alignment turns recordings into weighted training examples."""
 
     voice_weight: float = 0.7  # relative weight of a voice example to a text example
     text_weight: float = 0.8
