@@ -13,7 +13,9 @@ from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.defs.assets_training import model_evaluation
 from clone_pipeline.defs.resources import CloneSettings
+from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.services.ingest import import_export
 
 TRAIN = {"max_steps": 6, "batch_size": 4, "context_length": 512, "learning_rate": 3e-3,
          "eval_steps": 3, "min_free_disk_gb": 0.1}
@@ -78,16 +80,15 @@ def test_preflight_refuses_a_user_who_is_not_ready(env_settings, instance, impor
         assert s.scalars(select(TrainingRun)).all() == []
 
 
-def test_model_evaluation_judges_the_version_its_upstream_produced(env_settings, instance,
-                                                                  import_persona):
+def test_model_evaluation_judges_the_version_its_upstream_produced(sqlite_env_settings,
+                                                                  instance):
     """A newer version recorded meanwhile (another run of the same user) is not the one this
     evaluation judges: it follows the trained_adapter materialisation's model version id."""
-    import_persona("walter-okafor")
-    assert run_job_for_user(instance, "data_only", "walter-okafor").success
+    import_export(PERSONAS_DIR / "walter-okafor", sqlite_env_settings)
     trained = run_job_for_user(instance, "complete_workflow", "walter-okafor",
                                {"ops": {"trained_adapter": {"config": TRAIN}}})
     assert trained.success, trained.error
-    with session_scope(env_settings.database_url) as s:
+    with session_scope(sqlite_env_settings.database_url) as s:
         first = s.scalars(select(ModelVersion)).one()
         s.add(ModelVersion(user_id=first.user_id, training_run_id=first.training_run_id,
                            version=2, base_model=first.base_model,
@@ -98,7 +99,7 @@ def test_model_evaluation_judges_the_version_its_upstream_produced(env_settings,
     assert result.success
     [event] = result.get_asset_materialization_events()
     assert event.materialization.metadata["model_version"].value == 1
-    with session_scope(env_settings.database_url) as s:
+    with session_scope(sqlite_env_settings.database_url) as s:
         by_version = {v.version: v for v in s.scalars(select(ModelVersion))}
         assert "evaluation" in by_version[1].metrics
         assert "evaluation" not in by_version[2].metrics and by_version[2].status == "trained"

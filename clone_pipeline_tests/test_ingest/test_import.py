@@ -161,12 +161,15 @@ def test_failed_reimport_changes_nothing(settings, persona, write_export):
 
 def test_failure_during_write_rolls_back_and_removes_copied_audio(sqlite_settings, persona,
                                                                   write_export, monkeypatch):
-    from clone_pipeline.services import ingest as importer
+    from clone_pipeline.db import sources
 
-    def explode(*args, **kwargs):
+    real_upsert = sources.upsert_material
+
+    def explode(session, *args, **kwargs):
+        real_upsert(session, *args, **kwargs)  # every row written, then the commit fails
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(importer, "_upsert", explode)
+    monkeypatch.setattr(sources, "upsert_material", explode)
     with pytest.raises(RuntimeError):
         import_export(write_export(persona(), audio_from="margaret-ellis"), sqlite_settings)
     assert _count(sqlite_settings, User) == 0
