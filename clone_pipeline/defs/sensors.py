@@ -1,10 +1,11 @@
-"""Sensors: register users whose source data changed and request their data (and voice) runs;
-close the training-run rows of Dagster runs that failed or were cancelled."""
+"""Sensors: keep a partition for every user and request data (and voice) runs for users whose
+material changed; close the training-run rows of Dagster runs that failed or were cancelled."""
 
 from datetime import datetime
 
 import dagster as dg
 
+from clone_pipeline.db.session import safe_url
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.jobs import data_only, voice_integration
 from clone_pipeline.defs.partitions import users
@@ -15,12 +16,13 @@ from clone_pipeline.services.users import changed_users
 
 @dg.sensor(job=data_only, minimum_interval_seconds=30,
            default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds a partition for every new user, removes partitions of deleted "
-                       "users, and requests a data_only run for each user whose material "
-                       "changed since the last tick (cursor over updated_at).")
+           description="Adds a partition for every user in the domain database that has "
+                       "none, and requests a data_only run for each user whose material "
+                       "changed since the last tick (cursor over updated_at). It never "
+                       "removes partitions: clone-pipeline remove-user does.")
 def user_data_changed(context: dg.SensorEvaluationContext,
                       clone: CloneSettings) -> dg.SensorResult:
-    return _changed_users(context, clone, tables=None, remove_deleted=True)
+    return _changed_users(context, clone, tables=None)
 
 
 @dg.sensor(job=voice_integration, minimum_interval_seconds=60,
@@ -29,27 +31,29 @@ def user_data_changed(context: dg.SensorEvaluationContext,
                        "recordings changed since the last tick (cursor over updated_at).")
 def voice_recordings_changed(context: dg.SensorEvaluationContext,
                              clone: CloneSettings) -> dg.SensorResult:
-    return _changed_users(context, clone, tables=("voice_recordings",), remove_deleted=False)
+    return _changed_users(context, clone, tables=("voice_recordings",))
 
 
 def _changed_users(context: dg.SensorEvaluationContext, clone: CloneSettings,
-                   tables: tuple[str, ...] | None, remove_deleted: bool) -> dg.SensorResult:
-    """Run requests for users changed since the cursor; partitions added (and removed)."""
+                   tables: tuple[str, ...] | None) -> dg.SensorResult:
+    """Run requests for users changed since the cursor, and a partition for every user who
+    lacks one (reconciled on every tick, so partitions can always be rebuilt)."""
     since = datetime.fromisoformat(context.cursor) if context.cursor else None
-    changes, current = changed_users(clone.settings(), since, tables)
+    settings = clone.settings()
+    changes, current = changed_users(settings, since, tables)
     registered = set(context.instance.get_dynamic_partitions(users.name))
-    added = sorted(set(changes) - registered)
-    removed = sorted(registered - current) if remove_deleted else []
-    requests = []
-    if added:
-        requests.append(users.build_add_request(added))
-    if removed:
-        requests.append(users.build_delete_request(removed))
+    if not current and registered:
+        # Most likely a process started without CLONE_HOME / CLONE_DATABASE_URL: an empty
+        # database is never a reason to touch the partitions of the real one.
+        context.log.warning(f"the domain database at {safe_url(settings.database_url)} has no "
+                            f"users while {len(registered)} partitions exist; check CLONE_HOME "
+                            f"and CLONE_DATABASE_URL. Nothing changed.")
+    missing = sorted(current - registered)
     cursor = max(changes.values()).isoformat() if changes else context.cursor
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=key, run_key=f"{key}@{ts.isoformat()}")
                       for key, ts in sorted(changes.items())],
-        dynamic_partitions_requests=requests,
+        dynamic_partitions_requests=[users.build_add_request(missing)] if missing else [],
         cursor=cursor,
     )
 

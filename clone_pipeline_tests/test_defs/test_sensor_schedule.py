@@ -6,13 +6,14 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from clone_pipeline.db.session import session_scope
+from clone_pipeline.db.session import migrate, session_scope
 from clone_pipeline.db.users import delete_user
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.schedules import nightly_data_refresh
 from clone_pipeline.defs.sensors import user_data_changed, voice_recordings_changed
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.services.ingest import import_export
+from clone_pipeline.settings import load_settings
 
 
 def _tick(instance, settings, cursor, sensor=user_data_changed):
@@ -53,11 +54,31 @@ def test_sensor_registers_users_and_requests_runs_for_changes(settings, instance
     assert [r.partition_key for r in changed.run_requests] == ["walter-okafor"]
     assert changed.run_requests[0].run_key != first.run_requests[1].run_key
 
+    instance.delete_dynamic_partition("users", "walter-okafor")  # lost, say
+    rebuilt = _tick(instance, settings, changed.cursor)
+    assert rebuilt.run_requests == []  # nothing changed, but the partition comes back
+    assert set(instance.get_dynamic_partitions("users")) == {"margaret-ellis",
+                                                             "walter-okafor"}
+
+
+def test_sensor_never_removes_partitions_of_users_it_cannot_see(settings, instance,
+                                                                tmp_path):
+    """A sensor pointed at an empty data root (CLONE_HOME unset, say) changes nothing; a
+    removed user's partition goes only through the explicit removal."""
+    import_export(PERSONAS_DIR / "margaret-ellis", settings)
+    import_export(PERSONAS_DIR / "walter-okafor", settings)
+    first = _tick(instance, settings, None)
+    empty = load_settings({"CLONE_HOME": str(tmp_path / "elsewhere")})
+    empty.ensure_dirs()
+    migrate(empty.database_url)
+    blind = _tick(instance, empty, None)
+    assert blind.run_requests == [] and blind.dynamic_partitions_requests == []
     with session_scope(settings.database_url) as session:
         delete_user(session, "margaret-ellis")
-    removed = _tick(instance, settings, changed.cursor)
-    assert removed.run_requests == []
-    assert instance.get_dynamic_partitions("users") == ["walter-okafor"]
+    after_delete = _tick(instance, settings, first.cursor)
+    assert after_delete.dynamic_partitions_requests == []
+    assert set(instance.get_dynamic_partitions("users")) == {"margaret-ellis",
+                                                             "walter-okafor"}
 
 
 def test_nightly_schedule_requests_every_user(instance):
