@@ -45,6 +45,9 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")  # SQLite ignores FKs (and cascades) without it
     cur.execute("PRAGMA journal_mode=WAL")  # readers (Dagster, CLI) do not block the importer
+    # Deleted rows are overwritten with zeros, not left readable in free pages (a removed
+    # person's text must not survive in the file); some SQLite builds default to off.
+    cur.execute("PRAGMA secure_delete=ON")
     cur.close()
 
 
@@ -72,6 +75,23 @@ def alembic_config(url: str) -> Config:
 def migrate(url: str, revision: str = "head") -> None:
     """Bring the domain schema up to *revision* (idempotent)."""
     command.upgrade(alembic_config(url), revision)
+
+
+def reclaim_deleted_rows(url: str, tables: list[str]) -> None:
+    """Make deleted rows unreadable at the storage level, after a removal.
+
+    PostgreSQL keeps deleted row versions in its pages until the space is reused, so the
+    *tables* are rewritten (VACUUM FULL, which locks each briefly; they hold one family's
+    material, so this is quick). SQLite already zeroes deleted rows (secure_delete); its
+    write-ahead log is checkpointed and truncated so no frame keeps an old page.
+    """
+    engine = get_engine(url)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        if engine.dialect.name == "postgresql":
+            for table in tables:
+                conn.exec_driver_sql(f'VACUUM FULL "{table}"')
+        elif engine.dialect.name == "sqlite":
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 class SchemaBehindError(RuntimeError):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
-from clone_pipeline.db.models import SOURCE_MODELS, User
+from clone_pipeline.db.models import SOURCE_MODELS, Base, User
 
 
 class UnknownUserError(LookupError):
@@ -47,6 +47,11 @@ def item_counts(session: Session, user_id: uuid.UUID) -> dict[str, int]:
 def delete_user(session: Session, external_id: str) -> None:
     """Remove a user and (by cascade) every row stored about them in the domain tables."""
     session.delete(get_user(session, external_id))
+
+
+def tables_with_user_rows() -> list[str]:
+    """Every domain table that can hold a user's rows (all of them, users included)."""
+    return [table.name for table in Base.metadata.sorted_tables]
 
 
 def source_changes_since(session: Session, since: datetime | None,

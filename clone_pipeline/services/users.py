@@ -6,7 +6,7 @@ import shutil
 from typing import Any
 
 from clone_pipeline.db import datasets, users
-from clone_pipeline.db.session import session_scope
+from clone_pipeline.db.session import reclaim_deleted_rows, session_scope
 from clone_pipeline.files import user_folders
 from clone_pipeline.settings import Settings
 
@@ -39,11 +39,13 @@ def changed_users(settings: Settings, since, tables: tuple[str, ...] | None = No
 
 
 def remove_user(settings: Settings, external_id: str) -> list[str]:
-    """Delete the user's rows in every domain table and every folder the data root keeps for
-    them (datasets, audio, adapters, voice). Returns the folders removed."""
+    """Delete the user's rows in every domain table (and the deleted rows' bytes, see
+    reclaim_deleted_rows) and every folder the data root keeps for them (datasets, audio,
+    adapters, voice). Returns the folders removed."""
     folders = user_folders(settings, external_id)  # refuses ids that would leave the root
     with session_scope(settings.database_url) as session:
         users.delete_user(session, external_id)
+    reclaim_deleted_rows(settings.database_url, users.tables_with_user_rows())
     removed = []
     for folder in folders:
         if folder.exists():
