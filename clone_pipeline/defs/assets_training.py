@@ -115,6 +115,7 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
     STOP_GRACE_SECONDS, so the GPU is always freed.
     """
     history: list[dict] = []
+    interrupted = None
     with dg.open_pipes_session(context=context, extras=extras,
                                context_injector=dg.PipesTempFileContextInjector(),
                                message_reader=dg.PipesTempFileMessageReader()) as session:
@@ -125,14 +126,17 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
             while child.poll() is None:
                 time.sleep(1.0)
                 history += _record(context, settings, run_id, session, len(history))
-        except dg.DagsterExecutionInterruptedError:
+        except dg.DagsterExecutionInterruptedError as exc:
+            interrupted = exc
             _stop(child)
-            raise
         finally:
             if child.poll() is None:
                 _stop(child)
-    # The session has read every message once it closes.
+    # The session has read every message once it closes: the steps a stopped child reported
+    # up to its checkpoint are recorded before the interruption goes on.
     history += _record(context, settings, run_id, session, len(history))
+    if interrupted is not None:
+        raise interrupted
     if child.returncode != 0:
         raise dg.Failure(f"training process exited with code {child.returncode}; see the "
                          f"run's logs")
