@@ -294,9 +294,16 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
         console.print("Hear a reply in a profile-matched voice (prosody matching, not "
                       "cloning):\n  clone-pipeline speak margaret-ellis \"Hello, love.\" "
                       "--out reply.wav")
-    console.print(f"\nOpen the Dagster UI to see the runs and the per-user partitions:\n"
-                  f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} "
-                  f"dagster dev -w workspace.yaml")
+    # Every variable the UI needs: without CLONE_HOME it would read another data root.
+    # Database URLs may hold passwords, so they are named, not printed.
+    env = {"CLONE_HOME": settings.home, "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+           "CLONE_MODELS_DIR": settings.models_dir}
+    console.print("\nOpen the Dagster UI to see the runs and the per-user partitions (make ui "
+                  "does the same):\n  " + " ".join(f"{k}={v}" for k, v in env.items())
+                  + " dagster dev -w workspace.yaml", soft_wrap=True)
+    kept = [v for v in ("CLONE_DATABASE_URL", "DAGSTER_POSTGRES_URL") if os.environ.get(v)]
+    if kept:
+        console.print(f"  with {' and '.join(kept)} exported as they are now")
 
 
 def _voice_table(voices: dict[str, dict | None]) -> Table:
@@ -382,7 +389,7 @@ def _evaluation_table(evaluations: dict[str, dict | None]) -> Table:
     table = Table(title="Adapters on held-out questions (local-tiny base; measured, not "
                         "estimated)")
     for col in ("user", "version", "perplexity base -> adapter", "beats base",
-                "persona similarity (own / others)", "style distance (own / others)",
+                "persona similarity (own / control)", "style distance (own / control)",
                 "coherence base -> adapter"):
         table.add_column(col)
     for name, e in evaluations.items():
