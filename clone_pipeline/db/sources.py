@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from clone_pipeline.db.models import (
@@ -84,6 +84,7 @@ def upsert_material(session: Session, external_id: str, user_values: dict[str, A
                     prune: bool) -> UpsertOutcome:
     """Insert or update a user and their items (list name -> [(item id, column values)]);
     unchanged rows keep their updated_at; with *prune*, items not given are deleted."""
+    lock_user(session, external_id)
     now = utcnow()
     user = session.scalar(select(User).where(User.external_id == external_id))
     outcome = UpsertOutcome(user_created=user is None)
@@ -118,6 +119,19 @@ def upsert_material(session: Session, external_id: str, user_values: dict[str, A
     if prune and any(c.pruned for c in outcome.lists.values()):
         user.updated_at = now  # so the change sensor sees a user whose material shrank
     return outcome
+
+
+def lock_user(session: Session, external_id: str) -> None:
+    """Serialise writers of one user until this transaction ends, so two imports of the same
+    new user cannot both see "no such user" and both insert it. PostgreSQL: a transaction
+    advisory lock on the id; SQLite: the database write lock, taken now (BEGIN IMMEDIATE)
+    rather than at the first write. Must be the transaction's first statement."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:id))"),
+                        {"id": external_id})
+    elif dialect == "sqlite":
+        session.execute(text("BEGIN IMMEDIATE"))
 
 
 def _assign(row: Any, values: dict[str, Any]) -> bool:

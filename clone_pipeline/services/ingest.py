@@ -23,7 +23,7 @@ from typing import Any
 from clone_pipeline.db import sources
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.sources import ListCounts
-from clone_pipeline.files import atomic_path
+from clone_pipeline.files import atomic_path, relative_to_root
 from clone_pipeline.ingest.errors import MAX_PROBLEMS, ExportError, Problem
 from clone_pipeline.ingest.schema import pointer, schema_problems
 from clone_pipeline.settings import Settings
@@ -88,9 +88,19 @@ def import_export(path: str | Path, settings: Settings, *, prune: bool = False) 
                       for a in audio}
             return _store(settings, doc, stored, prune, len(copied))
         except BaseException:
-            for file in copied:  # only files this import created; shared ones stay
-                file.unlink(missing_ok=True)
+            _remove_unreferenced(settings, copied)
             raise
+
+
+def _remove_unreferenced(settings: Settings, copied: list[Path]) -> None:
+    """Remove audio this failed import copied, except files that committed rows point at
+    (a parallel import of the same user may have stored the same content-addressed file)."""
+    rel = {relative_to_root(settings, f): f for f in copied}
+    with session_scope(settings.database_url) as session:
+        kept = sources.referenced_audio(session, list(rel))
+    for path, file in rel.items():
+        if path not in kept:
+            file.unlink(missing_ok=True)
 
 
 @contextmanager
