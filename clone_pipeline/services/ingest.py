@@ -23,7 +23,7 @@ from typing import Any
 from clone_pipeline.db import sources
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.sources import ListCounts
-from clone_pipeline.files import atomic_path, relative_to_root
+from clone_pipeline.files import atomic_path, relative_to_root, user_folder
 from clone_pipeline.ingest.errors import MAX_PROBLEMS, ExportError, Problem
 from clone_pipeline.ingest.schema import pointer, schema_problems
 from clone_pipeline.settings import Settings
@@ -220,13 +220,12 @@ def _sha256(path: Path) -> str:
 def _store_audio(audio: _Audio, external_id: str, settings: Settings,
                  copied: list[Path]) -> tuple[_Audio, str]:
     """Copy into audio/<user>/<sha256><ext> atomically; return (audio, path under data root)."""
-    rel = Path("audio") / external_id / f"{audio.sha256}{audio.suffix}"
-    target = settings.home / rel
+    target = user_folder(settings, "audio", external_id) / f"{audio.sha256}{audio.suffix}"
     if not target.exists():
         with atomic_path(target) as tmp:
             shutil.copyfile(audio.source, tmp)
         copied.append(target)
-    return audio, rel.as_posix()
+    return audio, relative_to_root(settings, target)
 
 
 def _nfc(value: Any) -> Any:
