@@ -122,7 +122,8 @@ def import_cmd(paths: tuple[Path, ...], prune: bool) -> None:
 
 
 def _print_import(path: Path, summary) -> None:
-    state = "new user" if summary.user_created else "updated"
+    state = ("new user" if summary.user_created
+             else "updated" if summary.changed else "unchanged")
     table = Table(title=f"{summary.external_id} ({state}) from {path}")
     for col in ("list", "inserted", "updated", "unchanged", "pruned"):
         table.add_column(col, justify="right" if col != "list" else "left")
@@ -195,15 +196,20 @@ def remove_user(external_id: str, yes: bool) -> None:
 
 @main.command()
 @click.argument("external_ids", nargs=-1, required=True)
-@click.option("--job", default="data_only", show_default=True, help="Dagster job to run.")
+@click.option("--job", default="data_only", show_default=True,
+              help="Dagster job to run: data_only, complete_workflow, voice_integration, "
+                   "train_cpu_demo, train_rtx5090 or train_h100.")
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path),
               help="Run config (YAML or JSON) for the job, as in the Launchpad.")
 def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> None:
     """Materialise users' assets through Dagster (recorded in the instance, shown in the UI)."""
     import yaml
 
+    from clone_pipeline.definitions import JOB_NAMES
     from clone_pipeline.orchestration.launch import run_job_for_user
 
+    if job not in JOB_NAMES:
+        raise click.ClickException(f"no job {job!r}; choose one of: {', '.join(JOB_NAMES)}")
     settings = _settings()
     _ensure_ready(settings)
     run_config = yaml.safe_load(config_file.read_text()) if config_file else {}
@@ -482,7 +488,10 @@ def gpu(profile: str) -> None:
     """GPU status read through NVML, and the training profile this machine gets."""
     from clone_pipeline.training.hardware import select_profile
 
-    report = select_profile(profile)
+    try:
+        report = select_profile(profile)
+    except (ValueError, RuntimeError) as exc:  # unknown profile, or a GPU profile on a CPU
+        raise click.ClickException(str(exc)) from exc
     p = report.profile
     console.print(f"profile    {p.name} ({p.device}, {p.precision}, attention {p.attention}, "
                   f"gradient checkpointing {'on' if p.gradient_checkpointing else 'off'})")

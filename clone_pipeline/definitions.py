@@ -29,3 +29,7 @@ defs = dg.Definitions(
     schedules=[nightly_data_refresh],
     resources={"clone": CloneSettings()},
 )
+
+# The jobs a person can launch by name (the CLI's --job), in the order the README shows them.
+JOB_NAMES = tuple(job.name for job in (data_only, complete_workflow, voice_integration,
+                                       *training_presets))

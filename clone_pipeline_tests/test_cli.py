@@ -110,3 +110,20 @@ def test_speak_writes_a_matched_reply(cli_env, tmp_path):
     unknown = cli_env("speak", "nobody", "hello")
     assert unknown.returncode == 1 and "no user 'nobody'" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_unknown_job_and_profile_list_the_choices(cli_env):
+    job = cli_env("run", "anyone", "--job", "train_everything")
+    assert job.returncode == 1 and "Traceback" not in job.stderr
+    assert "choose one of: data_only, complete_workflow" in job.stderr
+    assert "__ASSET_JOB" not in job.stderr
+    profile = cli_env("gpu", "--profile", "tpu9000")
+    assert profile.returncode == 1 and "Traceback" not in profile.stderr
+    assert "is not one of" in profile.stderr
+
+
+def test_reimporting_an_unchanged_export_says_unchanged(cli_env):
+    assert cli_env("import", str(PERSONAS_DIR / "walter-okafor")).returncode == 0
+    again = cli_env("import", str(PERSONAS_DIR / "walter-okafor"))
+    assert again.returncode == 0
+    assert "walter-okafor (unchanged)" in again.stdout and "(updated)" not in again.stdout
