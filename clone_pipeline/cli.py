@@ -327,13 +327,13 @@ def _voice_table(voices: dict[str, dict | None]) -> Table:
             table.add_row(name, "0", *["-"] * 8, f"failed: {why}")
             continue
         p, i = v["profile"], v["integration"] or {}
-        vq = p["voice_quality"]
+        vq = p.voice_quality
         usable = sum(q["usable"] for q in v["quality"].values())
         table.add_row(
-            name, f"{usable}/{len(v['quality'])}", f"{p['pitch']['median_hz']:.0f} Hz",
-            f"{p['pitch']['range_st']:.1f} st", f"{p['timing']['speaking_rate_syll_s']:.2f}",
-            f"{p['timing']['pauses_per_minute']:.1f}",
-            f"{vq['jitter_local']:.3f}/{vq['shimmer_local']:.3f}", f"{vq['hnr_db']:.1f} dB",
+            name, f"{usable}/{len(v['quality'])}", f"{p.pitch.median_hz:.0f} Hz",
+            f"{p.pitch.range_st:.1f} st", f"{p.timing.speaking_rate_syll_s:.2f}",
+            f"{p.timing.pauses_per_minute:.1f}",
+            f"{vq.jitter_local:.3f}/{vq.shimmer_local:.3f}", f"{vq.hnr_db:.1f} dB",
             f"{i.get('alignment_accuracy') or 0:.3f}",
             f"{i.get('emotional_consistency') or 0:.3f}", i.get("status", "not aligned"))
     return table
@@ -365,7 +365,7 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
     if found is None:
         raise click.ClickException(f"{external_id}: no usable voice profile; run the "
                                    f"voice_integration job first")
-    profile = found[1]
+    profile = found.figures
     try:
         target = ProsodyTarget.from_profile(profile, emotion)
         engine = synthesizer(backend)
@@ -376,10 +376,9 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(out), speech.audio, speech.sample_rate, subtype="PCM_16")
     report = speech.report()
-    if profile.get("speaker_embedding"):
+    if profile.speaker_embedding:
         reply = speaker_embedding([resample(speech.audio, speech.sample_rate, ANALYSIS_RATE)])
-        report["speaker_similarity"] = round(float(np.dot(reply, profile["speaker_embedding"])),
-                                             3)
+        report["speaker_similarity"] = round(float(np.dot(reply, profile.speaker_embedding)), 3)
     console.print(f"wrote {out} ({report['duration_s']} s)")
     console.print(f"pitch {report['f0_hz']} Hz (profile {report['target_f0_hz']} Hz, "
                   f"error {report['pitch_error_pct']}%), rate {report['rate_syll_s']} syll/s "

@@ -41,17 +41,18 @@ def voice_profile(context: dg.AssetExecutionContext, clone: CloneSettings) -> dg
         "usable_passages": len(analysis.usable),
         "recordings": table(["recording", "passage", "quality", "usable", "reasons"], rows),
     }
-    if profile:
-        pitch, timing, vq = profile["pitch"], profile["timing"], profile["voice_quality"]
+    if profile is not None:
+        pitch, timing, vq = profile.pitch, profile.timing, profile.voice_quality
+        figures = profile.to_dict()
         metadata.update({
-            "pitch_median_hz": pitch["median_hz"], "pitch_range_st": pitch["range_st"],
-            "speaking_rate_syll_s": timing["speaking_rate_syll_s"],
-            "articulation_rate_syll_s": timing["articulation_rate_syll_s"],
-            "pauses_per_minute": timing["pauses_per_minute"],
-            "jitter_local": vq["jitter_local"], "shimmer_local": vq["shimmer_local"],
-            "hnr_db": vq["hnr_db"], "formants": dg.MetadataValue.json(profile["formants"]),
-            "completeness": profile["completeness"],
-            "profile": dg.MetadataValue.json({k: v for k, v in profile.items()
+            "pitch_median_hz": pitch.median_hz, "pitch_range_st": pitch.range_st,
+            "speaking_rate_syll_s": timing.speaking_rate_syll_s,
+            "articulation_rate_syll_s": timing.articulation_rate_syll_s,
+            "pauses_per_minute": timing.pauses_per_minute,
+            "jitter_local": vq.jitter_local, "shimmer_local": vq.shimmer_local,
+            "hnr_db": vq.hnr_db, "formants": dg.MetadataValue.json(figures["formants"]),
+            "completeness": profile.completeness,
+            "profile": dg.MetadataValue.json({k: v for k, v in figures.items()
                                               if k not in ("mfcc", "speaker_embedding")}),
         })
     if outcome.plot is not None:

@@ -20,6 +20,7 @@ from clone_pipeline.settings import Settings
 from clone_pipeline.voice.analysis import Recording, VoiceAnalysis, analyse_recordings
 from clone_pipeline.voice.integration import IntegrationResult, IntegrationSettings, integrate
 from clone_pipeline.voice.plots import pitch_contour_png
+from clone_pipeline.voice.profile import SpeakerProfile
 
 
 class NoVoiceProfileError(RuntimeError):
@@ -58,18 +59,29 @@ def build_voice_profile(settings: Settings, external_id: str,
     with session_scope(settings.database_url) as session:
         voice.add_profile(
             session, id=profile_id, user_id=user_id, dagster_run_id=run_id, status=status,
-            profile={**analysis.profile, "warnings": analysis.warnings,
+            profile={**(analysis.profile.to_dict() if analysis.profile else {}),
+                     "warnings": analysis.warnings,
                      "artefact": relative_to_root(settings, artefact)},
             quality=quality)
     return ProfileOutcome(profile_id, analysis, artefact, plot)
 
 
-def latest_profile(settings: Settings, external_id: str) -> tuple[uuid.UUID, dict] | None:
-    """(id, profile) of the user's latest ready voice profile."""
+@dataclass(frozen=True)
+class StoredProfile:
+    id: uuid.UUID
+    figures: SpeakerProfile
+    artefact: Path  # the full analysis (JSON) under the data root
+
+
+def latest_profile(settings: Settings, external_id: str) -> StoredProfile | None:
+    """The user's latest ready voice profile."""
     with session_scope(settings.database_url) as session:
         row = voice.latest_profile(session, users.user_id_of(session, external_id),
                                    VoiceProfileStatus.READY)
-        return (row.id, dict(row.profile)) if row else None
+        if row is None:
+            return None
+        return StoredProfile(row.id, SpeakerProfile.from_dict(row.profile),
+                             settings.home / row.profile["artefact"])
 
 
 def build_voice_alignment(settings: Settings, external_id: str,
@@ -81,9 +93,7 @@ def build_voice_alignment(settings: Settings, external_id: str,
     if found is None:
         raise NoVoiceProfileError(f"{external_id}: no usable voice profile; materialise "
                                   f"voice_profile first (and check its audio_quality check)")
-    profile_id, profile = found
-    analysis = VoiceAnalysis.from_json(json.loads(
-        (settings.home / profile["artefact"]).read_text(encoding="utf-8")))
+    analysis = VoiceAnalysis.from_json(json.loads(found.artefact.read_text(encoding="utf-8")))
     material = source_material(settings, external_id)
     written = [r["answer"] for r in material.responses] + \
         [s["content"] for s in material.life_stories]
@@ -108,7 +118,7 @@ def build_voice_alignment(settings: Settings, external_id: str,
     with session_scope(settings.database_url) as session:
         voice.add_integration(
             session, id=integration_id, user_id=users.user_id_of(session, external_id),
-            voice_profile_id=profile_id, dagster_run_id=run_id, status=status,
+            voice_profile_id=found.id, dagster_run_id=run_id, status=status,
             settings=result.record()["settings"], stages=stages,
             alignment_accuracy=result.figures["alignment_accuracy"],
             emotional_consistency=result.figures["emotional_consistency"])
@@ -129,14 +139,17 @@ def voice_training_file(settings: Settings, external_id: str, fmt: str
 
 
 def latest_voice(settings: Settings, external_id: str) -> dict | None:
-    """The user's newest voice profile and integration figures (None if never profiled)."""
+    """The user's newest voice profile (status, SpeakerProfile when ready, per-recording
+    quality) and integration figures; None if never profiled."""
     with session_scope(settings.database_url) as session:
         user_id = users.user_id_of(session, external_id)
         profile = voice.latest_profile(session, user_id)
         if profile is None:
             return None
         integration = voice.latest_integration(session, user_id, profile_id=profile.id)
-        return {"status": profile.status, "profile": dict(profile.profile),
+        ready = profile.status == VoiceProfileStatus.READY
+        return {"status": profile.status,
+                "profile": SpeakerProfile.from_dict(profile.profile) if ready else None,
                 "quality": dict(profile.quality),
                 "integration": None if integration is None else {
                     "status": integration.status,

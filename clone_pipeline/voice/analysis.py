@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,14 @@ from clone_pipeline.voice.alignment import (
 )
 from clone_pipeline.voice.audio_io import ANALYSIS_RATE, AudioError, load_audio, resample
 from clone_pipeline.voice.lazy import process_singleton
+from clone_pipeline.voice.profile import (
+    EnergyFigures,
+    FormantFigures,
+    PitchFigures,
+    SpeakerProfile,
+    TimingFigures,
+    VoiceQualityFigures,
+)
 from clone_pipeline.voice.quality import QUALITY_BAR, Quality, measure
 
 EXPECTED_PASSAGES = 4  # the standard reading set: four passages
@@ -70,7 +78,7 @@ class PassageAnalysis:
 @dataclass
 class VoiceAnalysis:
     passages: list[PassageAnalysis]
-    profile: dict[str, Any]
+    profile: SpeakerProfile | None  # None when no recording was usable
     warnings: list[str]
     timings: dict[str, float] = field(default_factory=dict)  # alignment_s, profile_s
 
@@ -85,7 +93,8 @@ class VoiceAnalysis:
 
     def to_json(self) -> dict[str, Any]:
         """Everything but the audio: what the integration stages and the API need."""
-        return {"profile": self.profile, "warnings": self.warnings, "timings": self.timings,
+        return {"profile": self.profile.to_dict() if self.profile else {},
+                "warnings": self.warnings, "timings": self.timings,
                 "passages": [{**p.summary(), "text": p.recording.text,
                               "path": str(p.recording.path)} for p in self.passages]}
 
@@ -101,7 +110,8 @@ class VoiceAnalysis:
                 rec, quality, alignment=Alignment(words) if words else None,
                 cross_check=d["cross_check"], features=d["features"],
                 sentences=d["sentences"]))
-        return cls(passages, data["profile"], data["warnings"], data.get("timings", {}))
+        profile = SpeakerProfile.from_dict(data["profile"]) if data["profile"] else None
+        return cls(passages, profile, data["warnings"], data.get("timings", {}))
 
 
 # ------------------------------------------------------------------ per recording
@@ -359,19 +369,19 @@ def analyse_recordings(recordings: list[Recording], embed: bool = True) -> Voice
         warnings.append(f"{len(usable)} usable passage(s); the profile is more reliable with "
                         f"{EXPECTED_PASSAGES}")
     if not usable:
-        return VoiceAnalysis(passages, {}, warnings, timings)
+        return VoiceAnalysis(passages, None, warnings, timings)
     floor, ceiling = speaker_pitch_range([p.audio for p in usable])
     for p in usable:
         measure_passage(p, floor, ceiling)
-    profile = _profile(usable, floor, ceiling)
-    profile["mfcc"] = mfcc_summary([p.audio for p in usable])
-    profile["speaker_embedding"] = speaker_embedding([p.audio for p in usable]) if embed else None
-    profile["completeness"] = completeness(profile, len(usable))
+    profile = replace(
+        _profile(usable, floor, ceiling), mfcc=mfcc_summary([p.audio for p in usable]),
+        speaker_embedding=speaker_embedding([p.audio for p in usable]) if embed else None)
+    profile = replace(profile, completeness=completeness(profile, len(usable)))
     timings["profile_s"] = time.perf_counter() - started
     return VoiceAnalysis(passages, profile, warnings, timings)
 
 
-def _profile(usable: list[PassageAnalysis], floor: float, ceiling: float) -> dict[str, Any]:
+def _profile(usable: list[PassageAnalysis], floor: float, ceiling: float) -> SpeakerProfile:
     f0 = np.concatenate([c[1][c[1] > 0] for c in (p.contour for p in usable)])
     pcts = np.percentile(f0, [5, 10, 25, 50, 75, 90, 95])
     finals = [s["final_contour"] for p in usable for s in p.sentences]
@@ -383,37 +393,40 @@ def _profile(usable: list[PassageAnalysis], floor: float, ceiling: float) -> dic
         return _r(np.median(vals), nd) if vals else None
 
     pauses = [x for f in feats for x in f["pause_lengths_s"]]
-    return {
-        "passages": len(usable),
-        "pitch": {"floor_hz": _r(floor), "ceiling_hz": _r(ceiling), "median_hz": _r(pcts[3]),
-                  "percentiles_hz": dict(zip(("p5", "p10", "p25", "p50", "p75", "p90", "p95"),
-                                             (_r(x) for x in pcts), strict=True)),
-                  "range_st": _r(_semitones(pcts[6], pcts[0])),
-                  "final_rise_share": _r(finals.count("rise") / max(len(finals), 1)),
-                  "final_fall_share": _r(finals.count("fall") / max(len(finals), 1))},
-        "timing": {"speaking_rate_syll_s": med("speaking_rate_syll_s"),
-                   "articulation_rate_syll_s": med("articulation_rate_syll_s"),
-                   "words_per_minute": med("words_per_minute"),
-                   "pauses_per_minute": med("pauses_per_minute"),
-                   "pause_median_s": _r(np.median(pauses), 3) if pauses else None,
-                   "pause_p90_s": _r(np.percentile(pauses, 90), 3) if pauses else None},
-        "energy": {"intensity_median_db": med("intensity_db", "median"),
-                   "intensity_p10_db": med("intensity_db", "p10"),
-                   "intensity_p90_db": med("intensity_db", "p90"),
-                   "stress_prominence": med("stress_prominence_db")},
-        "voice_quality": {"jitter_local": med("jitter_local", nd=5),
-                          "shimmer_local": med("shimmer_local", nd=5), "hnr_db": med("hnr_db")},
-        "formants": {k: _r(np.median([f["formants"][k] for f in feats
-                                      if f["formants"][k] is not None] or [np.nan]), 1)
-                     for k in ("f1_hz", "f2_hz", "f3_hz")},
-    }
+    return SpeakerProfile(
+        passages=len(usable),
+        pitch=PitchFigures(
+            floor_hz=_r(floor), ceiling_hz=_r(ceiling), median_hz=_r(pcts[3]),
+            percentiles_hz=dict(zip(("p5", "p10", "p25", "p50", "p75", "p90", "p95"),
+                                    (_r(x) for x in pcts), strict=True)),
+            range_st=_r(_semitones(pcts[6], pcts[0])),
+            final_rise_share=_r(finals.count("rise") / max(len(finals), 1)),
+            final_fall_share=_r(finals.count("fall") / max(len(finals), 1))),
+        timing=TimingFigures(
+            speaking_rate_syll_s=med("speaking_rate_syll_s"),
+            articulation_rate_syll_s=med("articulation_rate_syll_s"),
+            words_per_minute=med("words_per_minute"),
+            pauses_per_minute=med("pauses_per_minute"),
+            pause_median_s=_r(np.median(pauses), 3) if pauses else None,
+            pause_p90_s=_r(np.percentile(pauses, 90), 3) if pauses else None),
+        energy=EnergyFigures(
+            intensity_median_db=med("intensity_db", "median"),
+            intensity_p10_db=med("intensity_db", "p10"),
+            intensity_p90_db=med("intensity_db", "p90"),
+            stress_prominence=med("stress_prominence_db")),
+        voice_quality=VoiceQualityFigures(
+            jitter_local=med("jitter_local", nd=5), shimmer_local=med("shimmer_local", nd=5),
+            hnr_db=med("hnr_db")),
+        formants=FormantFigures(**{
+            k: _r(np.median([f["formants"][k] for f in feats
+                             if f["formants"][k] is not None] or [np.nan]), 1)
+            for k in ("f1_hz", "f2_hz", "f3_hz")}),
+    )
 
 
-def completeness(profile: dict[str, Any], usable_passages: int) -> float:
+def completeness(profile: SpeakerProfile, usable_passages: int) -> float:
     """Share of profile figures measured, scaled by the share of the four passages read."""
-    values = [v for key in ("pitch", "timing", "energy", "voice_quality", "formants")
-              for v in profile.get(key, {}).values() if not isinstance(v, dict)]
-    values += [profile.get("mfcc"), profile.get("speaker_embedding")]
+    values = [*profile.scalar_figures(), profile.mfcc, profile.speaker_embedding]
     measured = sum(v is not None for v in values) / len(values)
     return round(measured * min(1.0, usable_passages / EXPECTED_PASSAGES), 3)
 

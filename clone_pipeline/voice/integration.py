@@ -20,6 +20,7 @@ import numpy as np
 
 from clone_pipeline.data.examples import Example
 from clone_pipeline.voice.analysis import PassageAnalysis, VoiceAnalysis
+from clone_pipeline.voice.profile import SpeakerProfile
 from clone_pipeline.voice.quality import QUALITY_BAR
 from clone_pipeline.voice.text_style import text_emotion, writing_style
 
@@ -70,11 +71,11 @@ def _stage(stages: dict, name: str, started: float, status: str, **figures) -> N
                     **figures}
 
 
-def relative_tags(sentence: dict[str, Any], profile: dict[str, Any],
+def relative_tags(sentence: dict[str, Any], profile: SpeakerProfile,
                   typical_range_st: float) -> dict[str, str]:
     """Rate, pitch and range of a sentence relative to the speaker's own habits."""
-    rate = profile["timing"]["speaking_rate_syll_s"] or 1.0
-    median = profile["pitch"]["median_hz"]
+    rate = profile.timing.speaking_rate_syll_s or 1.0
+    median = profile.pitch.median_hz
     r = sentence["rate_syll_s"] / rate
     tags = {"rate": "slow" if r < 0.9 else "fast" if r > 1.1 else "normal"}
     if sentence["f0_median_hz"]:
@@ -125,12 +126,12 @@ def voice_examples(analysis: VoiceAnalysis, settings: IntegrationSettings) -> li
     return out
 
 
-def acoustic_arousal(passages: list[PassageAnalysis], profile: dict[str, Any]) -> list[float]:
+def acoustic_arousal(passages: list[PassageAnalysis], profile: SpeakerProfile) -> list[float]:
     """Per passage, how activated the voice is relative to the speaker's own readings:
     pitch (2 semitones = 1), loudness (3 dB = 1) and rate (20% = 1), averaged, tanh-squashed."""
-    median = profile["pitch"]["median_hz"]
-    loud = profile["energy"]["intensity_median_db"]
-    rate = profile["timing"]["speaking_rate_syll_s"]
+    median = profile.pitch.median_hz
+    loud = profile.energy.intensity_median_db
+    rate = profile.timing.speaking_rate_syll_s
     out = []
     for p in passages:
         f = p.features
@@ -149,7 +150,7 @@ def integrate(analysis: VoiceAnalysis, written: list[str],
     stages: dict[str, dict[str, Any]] = {}
     usable = analysis.usable
     profile = analysis.profile
-    completeness = profile.get("completeness", 0.0) if profile else 0.0
+    completeness = profile.completeness if profile else 0.0
     stages["voice_analysis"] = {
         "status": "completed" if usable else "failed",
         "seconds": round(timings.get("profile_s", 0.0), 3),

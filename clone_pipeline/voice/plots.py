@@ -22,7 +22,7 @@ def pitch_contour_png(analysis: VoiceAnalysis, path: Path) -> Path | None:
     f0 = np.where(f0 > 0, f0, np.nan)
     fig, ax = plt.subplots(figsize=(10, 3.2), dpi=100)
     ax.plot(times, f0, ".", markersize=2.5, color="#1f77b4")
-    median = analysis.profile["pitch"]["median_hz"]
+    median = analysis.profile.pitch.median_hz
     ax.axhline(median, color="#888", linewidth=0.8, linestyle="--")
     top = np.nanmax(f0) if np.any(np.isfinite(f0)) else median * 1.5
     for w in passage.alignment.words:
@@ -32,7 +32,7 @@ def pitch_contour_png(analysis: VoiceAnalysis, path: Path) -> Path | None:
     ax.set_ylabel("pitch (Hz)")
     ax.set_title(f"Pitch contour, passage {passage.recording.passage_id or ''} "
                  f"(median {median:.0f} Hz)", fontsize=9)
-    ax.set_ylim(analysis.profile["pitch"]["floor_hz"], top * 1.25)
+    ax.set_ylim(analysis.profile.pitch.floor_hz, top * 1.25)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -21,6 +21,7 @@ import numpy as np
 from clone_pipeline.voice import espeak
 from clone_pipeline.voice.alignment import syllable_count
 from clone_pipeline.voice.audio_io import frame_rms
+from clone_pipeline.voice.profile import SpeakerProfile
 
 PITCH_TOLERANCE = 0.05
 RATE_TOLERANCE = 0.10
@@ -45,12 +46,12 @@ class ProsodyTarget:
     emotion: str = "neutral"
 
     @classmethod
-    def from_profile(cls, profile: dict[str, Any], emotion: str = "neutral") -> ProsodyTarget:
-        try:
-            return cls(float(profile["pitch"]["median_hz"]),
-                       float(profile["timing"]["speaking_rate_syll_s"]), emotion)
-        except (KeyError, TypeError) as exc:
-            raise ValueError("the voice profile has no median pitch or speaking rate") from exc
+    def from_profile(cls, profile: SpeakerProfile | None,
+                     emotion: str = "neutral") -> ProsodyTarget:
+        if profile is None or profile.timing.speaking_rate_syll_s is None:
+            raise ValueError("the voice profile has no median pitch or speaking rate")
+        return cls(float(profile.pitch.median_hz), float(profile.timing.speaking_rate_syll_s),
+                   emotion)
 
     def for_emotion(self) -> tuple[float, float, float]:
         """Pitch (Hz), rate (syll/s) and range factor the emotion asks for."""

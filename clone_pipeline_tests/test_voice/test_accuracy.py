@@ -98,13 +98,13 @@ def test_real_human_recording_is_analysed_and_aligned_sensibly():
                                   embed=False)
     (passage,) = analysis.passages
     assert passage.usable, passage.quality.to_dict()
-    assert 70 < analysis.profile["pitch"]["median_hz"] < 300
+    assert 70 < analysis.profile.pitch.median_hz < 300
     words = passage.alignment.words
     assert [w.word for w in words] == [t.text for t in tokenize(text)]
     starts = [w.start for w in words]
     assert starts == sorted(starts) and all(w.end > w.start for w in words)
     assert words[-1].end <= passage.quality.duration_s + 0.01
-    assert 2.5 < analysis.profile["timing"]["speaking_rate_syll_s"] < 7.0
+    assert 2.5 < analysis.profile.timing.speaking_rate_syll_s < 7.0
     assert analysis.warnings  # one passage of the seed's four
 
 

@@ -86,12 +86,12 @@ def test_bad_recordings_get_clear_reasons_and_the_good_ones_are_still_used(tmp_p
     assert "corrupt" in reasons["corrupt"]
     assert "does not match the transcript" in reasons["german"]
     assert "does not match the transcript" in reasons["wrong-text"]
-    assert analysis.profile["pitch"]["median_hz"] > 0  # built from the one good recording
+    assert analysis.profile.pitch.median_hz > 0  # built from the one good recording
     assert any("1 usable passage" in w for w in analysis.warnings)
 
 
 def test_no_usable_recording_gives_reasons_not_a_crash(tmp_path):
     analysis = analyse_recordings(
         [Recording("s", "p", TEXT, _wav(tmp_path, "s.wav", np.zeros(3 * 16000)))])
-    assert analysis.profile == {} and not analysis.usable
+    assert analysis.profile is None and not analysis.usable
     assert "silent" in analysis.reasons()["s"][0]

@@ -20,6 +20,7 @@ from clone_pipeline.services.voice import (
     voice_training_file,
 )
 from clone_pipeline.voice.integration import IntegrationSettings
+from clone_pipeline.voice.profile import SpeakerProfile
 
 
 def test_profile_and_integration_are_stored_with_their_figures(settings):
@@ -39,6 +40,8 @@ def test_profile_and_integration_are_stored_with_their_figures(settings):
         assert vp.status == "ready" and vp.dagster_run_id == "run-1"
         assert 60 < vp.profile["pitch"]["median_hz"] < 140  # a low male eSpeak voice
         assert len(vp.profile["speaker_embedding"]) == 256
+        stored = {k: v for k, v in vp.profile.items() if k not in ("warnings", "artefact")}
+        assert SpeakerProfile.from_dict(vp.profile).to_dict() == stored  # typed round trip
         assert all(q["usable"] for q in vp.quality.values())
         assert vi.status == "passed" and vi.voice_profile_id == vp.id
         assert vi.alignment_accuracy >= 0.8 and vi.emotional_consistency is not None

@@ -54,4 +54,4 @@ def test_bad_requests_fail_clearly(synth):
     with pytest.raises(ValueError, match="unknown speech backend"):
         synthesizer("cloned-voice-9000")
     with pytest.raises(ValueError, match="median pitch"):
-        ProsodyTarget.from_profile({})
+        ProsodyTarget.from_profile(None)

@@ -1,0 +1,89 @@
+"""A speaker's voice profile as typed figures: what voice_profile measures, what alignment,
+speech and the tables read, and what is stored (as a plain dict) in voice_profiles.profile.
+Every figure is measured; None means it could not be."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PitchFigures:
+    floor_hz: float  # the speaker's own analysis range
+    ceiling_hz: float
+    median_hz: float
+    percentiles_hz: dict[str, float]  # p5, p10, p25, p50, p75, p90, p95
+    range_st: float  # p5 to p95, in semitones
+    final_rise_share: float  # share of sentences ending in a rise
+    final_fall_share: float
+
+
+@dataclass(frozen=True)
+class TimingFigures:
+    speaking_rate_syll_s: float | None  # syllables per second, pauses included
+    articulation_rate_syll_s: float | None  # ... pauses excluded
+    words_per_minute: float | None
+    pauses_per_minute: float | None  # gaps of 150 ms or more
+    pause_median_s: float | None
+    pause_p90_s: float | None
+
+
+@dataclass(frozen=True)
+class EnergyFigures:
+    intensity_median_db: float | None
+    intensity_p10_db: float | None
+    intensity_p90_db: float | None
+    stress_prominence: float | None  # summed z-scores of stressed words' peaks
+
+
+@dataclass(frozen=True)
+class VoiceQualityFigures:
+    jitter_local: float | None
+    shimmer_local: float | None
+    hnr_db: float | None
+
+
+@dataclass(frozen=True)
+class FormantFigures:
+    f1_hz: float | None
+    f2_hz: float | None
+    f3_hz: float | None
+
+
+@dataclass(frozen=True)
+class SpeakerProfile:
+    passages: int  # usable passages it was measured from
+    pitch: PitchFigures
+    timing: TimingFigures
+    energy: EnergyFigures
+    voice_quality: VoiceQualityFigures
+    formants: FormantFigures
+    mfcc: dict[str, list[float]] | None = None  # 13 coefficients: mean and std
+    speaker_embedding: list[float] | None = None  # 256 dimensions, unit length
+    completeness: float = 0.0  # share of figures measured, scaled by passages / 4
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SpeakerProfile:
+        """From to_dict's shape; other keys stored beside it (warnings, artefact) are ignored."""
+        values = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            nested = _NESTED.get(f.name)
+            values[f.name] = (nested(**{g.name: data[f.name][g.name] for g in fields(nested)})
+                              if nested else data[f.name])
+        return cls(**values)
+
+    def scalar_figures(self) -> list[Any]:
+        """Every single-number figure of the five groups (for completeness)."""
+        return [getattr(group, f.name) for group in (self.pitch, self.timing, self.energy,
+                                                      self.voice_quality, self.formants)
+                for f in fields(group) if not isinstance(getattr(group, f.name), dict)]
+
+
+_NESTED = {"pitch": PitchFigures, "timing": TimingFigures, "energy": EnergyFigures,
+           "voice_quality": VoiceQualityFigures, "formants": FormantFigures}
