@@ -113,7 +113,7 @@ def import_cmd(paths: tuple[Path, ...], prune: bool) -> None:
         try:
             summary = import_export(path, settings, prune=prune)
         except ExportError as exc:
-            err_console.print(f"[red]{exc}[/red]", markup=False, highlight=False)
+            err_console.print(str(exc), style="red", markup=False, highlight=False)
             failed = True
             continue
         _print_import(path, summary)

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,6 +82,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
             os.replace(tmp, target)
     finally:
         _remove(tmp)
+
+
+def pyplot():
+    """matplotlib's pyplot, headless, with its font cache in the system temp folder rather
+    than under $HOME (nothing is written outside the data root and the temp folder)."""
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(tempfile.gettempdir(),
+                                                       "clone_pipeline-matplotlib"))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def write_json(path: Path, data: Any) -> Path:

@@ -69,6 +69,7 @@ def test_bad_export_exits_2_and_lists_problems(cli_env, tmp_path):
                   "/responses/0/category: required"):
         assert where in result.stderr
     assert "nothing was imported" in result.stderr
+    assert "[red]" not in result.stderr  # styled, not literal markup
 
 
 def test_run_for_unknown_user_fails_clearly_before_any_run(cli_env, tmp_path):

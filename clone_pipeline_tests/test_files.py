@@ -1,6 +1,9 @@
 """The data-root layout refuses ids that would escape it, and writes are all-or-nothing."""
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -46,3 +49,18 @@ def test_atomic_path_swaps_a_whole_folder(tmp_path):
         (tmp / "weights.bin").write_text("v2")
     assert [p.name for p in target.iterdir()] == ["weights.bin"]
     assert [p.name for p in tmp_path.iterdir()] == ["adapter"]
+
+
+def test_plots_write_nothing_under_home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "MPLCONFIGDIR"}
+    script = ("from pathlib import Path\n"
+              "from clone_pipeline.training.plots import loss_curve_png\n"
+              "loss_curve_png([{'step': 1, 'loss': 2.0}, {'step': 2, 'loss': 1.5}],\n"
+              f"               Path({str(tmp_path / 'loss.png')!r}), 'loss')\n")
+    done = subprocess.run([sys.executable, "-c", script], env={**env, "HOME": str(home)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "loss.png").stat().st_size > 0
+    assert list(home.iterdir()) == []  # no ~/.config/matplotlib or ~/.cache

@@ -7,6 +7,7 @@ copy audio into the data root by content hash and upsert everything in one trans
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -101,6 +102,9 @@ def _remove_unreferenced(settings: Settings, copied: list[Path]) -> None:
     for path, file in rel.items():
         if path not in kept:
             file.unlink(missing_ok=True)
+    for folder in {f.parent for f in copied}:
+        with contextlib.suppress(OSError):  # only when this import left it empty
+            folder.rmdir()
 
 
 @contextmanager
@@ -119,12 +123,16 @@ def _export_folder(path: Path, settings: Settings) -> Iterator[tuple[Path, Path]
         return
     tmp_root = settings.home / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
-        _safe_extract(path, Path(tmp))
-        candidates = sorted(Path(tmp).rglob("export.json"), key=lambda p: len(p.parts))
-        if not candidates:
-            raise ExportError(str(path), [Problem(str(path), "zip holds no export.json")])
-        yield candidates[0], candidates[0].parent
+    try:
+        with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+            _safe_extract(path, Path(tmp))
+            candidates = sorted(Path(tmp).rglob("export.json"), key=lambda p: len(p.parts))
+            if not candidates:
+                raise ExportError(str(path), [Problem(str(path), "zip holds no export.json")])
+            yield candidates[0], candidates[0].parent
+    finally:
+        with contextlib.suppress(OSError):  # left in place while another import uses it
+            tmp_root.rmdir()
 
 
 def _safe_extract(archive: Path, dest: Path) -> None:

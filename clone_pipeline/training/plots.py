@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from clone_pipeline.files import pyplot
+
 
 def loss_curve_png(metrics: list[dict[str, Any]], path: Path, title: str) -> Path:
     """Training and held-out loss against step, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=110)
     ax.plot([m["step"] for m in metrics], [m["loss"] for m in metrics], label="train loss")

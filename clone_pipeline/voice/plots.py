@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from clone_pipeline.files import pyplot
 from clone_pipeline.voice.analysis import VoiceAnalysis
 
 
@@ -12,10 +13,7 @@ def pitch_contour_png(analysis: VoiceAnalysis, path: Path) -> Path | None:
     passage = next((p for p in analysis.usable if p.contour is not None), None)
     if passage is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import numpy as np
 
     times, f0 = passage.contour

@@ -174,6 +174,7 @@ def test_failure_during_write_rolls_back_and_removes_copied_audio(sqlite_setting
         import_export(write_export(persona(), audio_from="margaret-ellis"), sqlite_settings)
     assert _count(sqlite_settings, User) == 0
     assert not any((sqlite_settings.home / "audio").rglob("*.flac"))
+    assert not (sqlite_settings.home / "audio" / "margaret-ellis").exists()  # no empty folder
 
 
 def test_errors_do_not_quote_personal_text(sqlite_settings, persona, write_export):
