@@ -93,9 +93,11 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
                      ) -> FormattedDataset:
     """Render the user's latest dataset in every format, split by question, one row each."""
     tokenizer = load_tokenizer(tokenizer_name, settings.models_dir)
-    material = source_material(settings, external_id)
     with session_scope(settings.database_url) as session:
-        user_id = users.get_user(session, external_id).id
+        user = users.get_user(session, external_id)
+        user_id = user.id
+        system = system_prompt(user.display_name, user.persona or {}, user.birth_year,
+                               template_style)
         dataset = datasets.latest_dataset(session, user_id)
     if dataset is None:
         raise NotReadyError(f"{external_id}: no collected dataset yet; materialise "
@@ -105,8 +107,6 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
         raise NotReadyError(f"{external_id}: dataset v{dataset.version} is not ready "
                             f"for training ({reasons})")
     examples = [Example.from_dict(r) for r in read_jsonl(settings.home / dataset.path)]
-    system = system_prompt(material.display_name, material.persona, material.birth_year,
-                           template_style)
     formatted = format_examples(examples, system, tokenizer, options)
     folder = (user_folder(settings, "datasets", external_id) / "formatted"
               / f"v{dataset.version:04d}-{template_style}")
