@@ -52,6 +52,7 @@ def voice_profile(context: dg.AssetExecutionContext, clone: CloneSettings) -> dg
             "jitter_local": vq.jitter_local, "shimmer_local": vq.shimmer_local,
             "hnr_db": vq.hnr_db, "formants": dg.MetadataValue.json(figures["formants"]),
             "completeness": profile.completeness,
+            "summary": dg.MetadataValue.text(profile.summary()),
             "profile": dg.MetadataValue.json({k: v for k, v in figures.items()
                                               if k not in ("mfcc", "speaker_embedding")}),
         })

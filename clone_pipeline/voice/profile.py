@@ -78,11 +78,36 @@ class SpeakerProfile:
                               if nested else data[f.name])
         return cls(**values)
 
+    def summary(self) -> str:
+        """The profile in four readable lines (the asset's metadata and the README show it)."""
+        p, t, e, q, f = self.pitch, self.timing, self.energy, self.voice_quality, self.formants
+        return "\n".join((
+            f"pitch:  median {p.median_hz:.1f} Hz, p5-p95 {p.percentiles_hz['p5']:.1f}-"
+            f"{p.percentiles_hz['p95']:.1f} Hz, range {p.range_st:.1f} st, sentence endings "
+            f"{p.final_fall_share:.0%} falling",
+            f"timing: {_fmt(t.speaking_rate_syll_s, '.2f')} syllables/s speaking, "
+            f"{_fmt(t.articulation_rate_syll_s, '.2f')} articulating, "
+            f"{_fmt(t.words_per_minute, '.0f')} words/min, "
+            f"{_fmt(t.pauses_per_minute, '.2f')} pauses/min "
+            f"(median {_fmt(t.pause_median_s, '.2f')} s)",
+            f"energy: median {_fmt(e.intensity_median_db, '.1f')} dB "
+            f"(p10 {_fmt(e.intensity_p10_db, '.1f')}, p90 {_fmt(e.intensity_p90_db, '.1f')}), "
+            f"stress prominence {_fmt(e.stress_prominence, '.2f')}",
+            f"quality: jitter {_fmt(q.jitter_local, '.3f')}, "
+            f"shimmer {_fmt(q.shimmer_local, '.2f')}, "
+            f"HNR {_fmt(q.hnr_db, '.1f')} dB; F1/F2/F3 {_fmt(f.f1_hz, '.0f')}/"
+            f"{_fmt(f.f2_hz, '.0f')}/{_fmt(f.f3_hz, '.0f')} Hz; completeness {self.completeness}",
+        ))
+
     def scalar_figures(self) -> list[Any]:
         """Every single-number figure of the five groups (for completeness)."""
         return [getattr(group, f.name) for group in (self.pitch, self.timing, self.energy,
                                                       self.voice_quality, self.formants)
                 for f in fields(group) if not isinstance(getattr(group, f.name), dict)]
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "unmeasured" if value is None else format(value, spec)
 
 
 _NESTED = {"pitch": PitchFigures, "timing": TimingFigures, "energy": EnergyFigures,

@@ -1,7 +1,9 @@
 """The voice stages against the real domain database (SQLite and PostgreSQL)."""
 
 import json
+import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,3 +92,14 @@ def test_user_without_usable_audio_gets_a_failed_profile_not_a_crash(sqlite_sett
     with pytest.raises(NoVoiceProfileError, match="no usable voice profile"):
         build_voice_alignment(sqlite_settings, "walter-okafor")
     assert voice_training_file(sqlite_settings, "walter-okafor", "conversational") is None
+
+
+def test_readme_shows_the_profile_the_code_measures_for_margaret(sqlite_settings):
+    """The README's profile block is pasted from a real run; the analysis is deterministic on
+    the demo audio, so a change in the figures must come with the README."""
+    import_export(PERSONAS_DIR / "margaret-ellis", sqlite_settings)
+    measured = build_voice_profile(sqlite_settings, "margaret-ellis").analysis.profile
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    shown = re.search(r"Margaret's profile from `make demo`.*?```\n(.*?)\n```", readme,
+                      re.DOTALL).group(1)
+    assert shown == measured.summary()
