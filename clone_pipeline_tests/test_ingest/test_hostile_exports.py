@@ -218,6 +218,26 @@ def test_format_is_recorded_from_the_content_not_the_name(sqlite_settings, write
     assert abs(rec.duration_s - 3.0) < 0.1 and rec.original_name == name
 
 
+def test_webm_opus_is_decoded_and_recorded(sqlite_settings, write_export):
+    """What a browser's MediaRecorder sends: Opus in WebM, with no duration in the header."""
+    import av
+
+    path, audio = _one_recording(write_export, file="audio/v-1.webm")
+    with av.open(str(audio), "w", format="webm") as media:
+        stream = media.add_stream("libopus", rate=48_000, layout="mono")
+        frame = av.AudioFrame.from_ndarray(_tone(3, 48_000)[None, :], format="flt",
+                                           layout="mono")
+        frame.sample_rate = 48_000
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            media.mux(packet)
+    import_export(path, sqlite_settings)
+    with session_scope(sqlite_settings.database_url) as s:
+        rec = s.scalars(select(VoiceRecording)).one()
+    assert (rec.audio_format, rec.sample_rate, rec.file_path[-5:]) == ("webm/opus", 48_000,
+                                                                       ".webm")
+    assert abs(rec.duration_s - 3.0) < 0.05
+
+
 def test_audio_past_30_minutes_stops_decoding_at_the_limit(sqlite_settings, write_export):
     path, audio = _one_recording(write_export)
     sf.write(audio, np.zeros(31 * 60 * 1000, dtype=np.int16), 1000)
