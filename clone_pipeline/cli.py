@@ -113,7 +113,8 @@ def import_cmd(paths: tuple[Path, ...], prune: bool) -> None:
         try:
             summary = import_export(path, settings, prune=prune)
         except ExportError as exc:
-            err_console.print(str(exc), style="red", markup=False, highlight=False)
+            err_console.print(str(exc), style="red", markup=False, highlight=False,
+                              soft_wrap=True)  # one line per problem, however long
             failed = True
             continue
         _print_import(path, summary)

@@ -6,6 +6,8 @@ import copy
 import json
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -136,3 +138,19 @@ def write_export(tmp_path):
 def persona():
     """A deep copy of a demo persona's export, safe to modify."""
     return lambda name="margaret-ellis": copy.deepcopy(load_persona(name))
+
+
+@pytest.fixture
+def cli_env(tmp_path, models_dir):
+    """Runs `clone-pipeline ARGS` as a user would (a subprocess) on tmp_path/home (SQLite) and
+    tmp_path/dagster."""
+    env = {**os.environ, "CLONE_HOME": str(tmp_path / "home"),
+           "CLONE_MODELS_DIR": str(models_dir), "DAGSTER_HOME": str(tmp_path / "dagster")}
+    env.pop("CLONE_DATABASE_URL", None)
+    env.pop("DAGSTER_POSTGRES_URL", None)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "clone_pipeline.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    return run

@@ -1,9 +1,6 @@
 """The clone-pipeline command, run as a user would (a real subprocess for the main paths)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from click.testing import CliRunner
@@ -19,20 +16,6 @@ COMMANDS = ["init", "import", "users", "run", "demo", "remove-user", "progress",
 def test_help_everywhere(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output
-
-
-@pytest.fixture
-def cli_env(tmp_path, models_dir):
-    env = {**os.environ, "CLONE_HOME": str(tmp_path / "home"),
-           "CLONE_MODELS_DIR": str(models_dir), "DAGSTER_HOME": str(tmp_path / "dagster")}
-    env.pop("CLONE_DATABASE_URL", None)
-    env.pop("DAGSTER_POSTGRES_URL", None)
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "clone_pipeline.cli", *args], env=env,
-                              capture_output=True, text=True, timeout=300)
-
-    return run
 
 
 def test_import_users_run_and_remove(cli_env, tmp_path):

@@ -1,5 +1,6 @@
-"""The user-export contract (../shared/docs/user-export.md): its JSON Schema with pointers,
-and the error that lists every problem. The import itself is `services.ingest`."""
+"""The user-export contract (../shared/docs/user-export.md): reading its JSON safely
+(`document`), its JSON Schema and limits with pointers (`schema`), and the error that lists
+every problem (`errors`). The import itself is `services.ingest`."""
 
 from clone_pipeline.ingest.errors import ExportError, Problem
 

@@ -10,11 +10,16 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from clone_pipeline.ingest.errors import Problem
+from clone_pipeline.ingest.document import clean_label, has_visible, scan
+from clone_pipeline.ingest.errors import Problem, pointer
 
 FORMAT = "clone-pipeline/user-export"
 VERSION = 1
 MAX_TEXT_CHARS = 100_000
+# Stored as JSON beside the person's material, so bounded like it: the persona, and the unknown
+# fields of one object (the user or one item; the contract keeps them but ignores them).
+MAX_PERSONA_BYTES = 64 * 1024
+MAX_UNKNOWN_BYTES = 64 * 1024
 # The same rule as files.SAFE_ID: a letter or digit first (so never "." or ".."), and
 # "(?![\s\S])" instead of "$", which would also accept a trailing newline.
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?![\s\S])"
@@ -78,16 +83,11 @@ EXPORT_SCHEMA: dict[str, Any] = {
             ["text", "file"],
             {"passage_id": {"type": ["string", "null"], "maxLength": 128}, "text": _text,
              "file": {"type": "string", "minLength": 1, "maxLength": 4096},
-             "recorded_at": _timestamp})},
+             "recorded_at": _timestamp, "created_at": _timestamp})},
     },
 }
 
 _VALIDATOR = Draft202012Validator(EXPORT_SCHEMA)
-
-
-def pointer(parts) -> str:
-    return "/" + "/".join(str(p).replace("~", "~0").replace("/", "~1") for p in parts) \
-        if parts else "/"
 
 
 def _describe(error: ValidationError) -> tuple[str, str]:
@@ -115,6 +115,61 @@ def _describe(error: ValidationError) -> tuple[str, str]:
     if kind in ("minimum", "maximum"):
         return pointer(where), f"out of range ({kind} {error.validator_value})"
     return pointer(where), f"invalid ({kind})"
+
+
+def export_problems(doc: Any) -> list[Problem]:
+    """Every problem in *doc*: unsafe values first (each named once), then the schema, then
+    the size limits on what is stored as JSON."""
+    scanned = scan(doc)
+    seen = {p.where for p in scanned.problems}
+    return [*scanned.problems, *(p for p in schema_problems(doc) if p.where not in seen),
+            *_stored_json_problems(doc, scanned.field_bytes), *_label_problems(doc)]
+
+
+def _stored_json_problems(doc: Any, field_bytes: dict[tuple, int]) -> list[Problem]:
+    """Persona and unknown fields over their limits (sizes as compact UTF-8 JSON)."""
+    if not isinstance(doc, dict):
+        return []
+    problems = []
+    persona = field_bytes.get(("user", "persona"), 0)
+    if persona > MAX_PERSONA_BYTES:
+        problems.append(Problem("/user/persona", _over("the persona is", persona,
+                                                       MAX_PERSONA_BYTES)))
+    objects = [(["user"], doc.get("user"), _known("user"))]
+    for list_name in TEXT_FIELD:
+        items = doc.get(list_name)
+        if isinstance(items, list):
+            objects += [([list_name, i], item, _known(list_name))
+                        for i, item in enumerate(items)]
+    for path, obj, known in objects:
+        if not isinstance(obj, dict):
+            continue
+        unknown = {k: field_bytes.get((*path, k), 0) for k in obj if k not in known}
+        if sum(unknown.values()) > MAX_UNKNOWN_BYTES:
+            largest = max(unknown, key=unknown.__getitem__)
+            problems.append(Problem(pointer([*path, largest]), _over(
+                "unknown fields here (kept, not used) total", sum(unknown.values()),
+                MAX_UNKNOWN_BYTES)))
+    return problems
+
+
+def _known(place: str) -> set[str]:
+    props = EXPORT_SCHEMA["properties"][place]
+    return set((props if place == "user" else props["items"])["properties"])
+
+
+def _over(what: str, size: int, limit: int) -> str:
+    return f"{what} {size:,} bytes as JSON; the limit is {limit // 1024} KiB"
+
+
+def _label_problems(doc: Any) -> list[Problem]:
+    """A display name of only invisible characters would reach every prompt as nothing."""
+    user = doc.get("user") if isinstance(doc, dict) else None
+    name = user.get("display_name") if isinstance(user, dict) else None
+    if isinstance(name, str) and name and not has_visible(clean_label(name)):
+        return [Problem("/user/display_name", "has no visible characters once bidi controls "
+                                              "and zero-width characters are removed")]
+    return []
 
 
 def schema_problems(doc: Any) -> list[Problem]:

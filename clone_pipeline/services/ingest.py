@@ -8,11 +8,11 @@ copy audio into the data root by content hash and upsert everything in one trans
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import shutil
 import tempfile
-import unicodedata
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +25,11 @@ from clone_pipeline.db import sources
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.sources import ListCounts
 from clone_pipeline.files import atomic_path, relative_to_root, user_folder
-from clone_pipeline.ingest.errors import MAX_PROBLEMS, ExportError, Problem
-from clone_pipeline.ingest.schema import pointer, schema_problems
+from clone_pipeline.ingest.document import DepthError, depth_problem, normalised, parse
+from clone_pipeline.ingest.errors import MAX_PROBLEMS, ExportError, Problem, pointer
+from clone_pipeline.ingest.schema import export_problems
 from clone_pipeline.settings import Settings
-from clone_pipeline.voice.audio_io import AudioError, probe_audio
+from clone_pipeline.voice.audio_io import AudioError, AudioInfo, probe_audio
 
 MAX_JSON_BYTES = 500 * 1024 * 1024
 MAX_AUDIO_BYTES = 200 * 1024 * 1024
@@ -68,8 +69,7 @@ class _Audio:
     source: Path
     sha256: str
     size: int
-    suffix: str
-    info: Any
+    info: AudioInfo
 
 
 def import_export(path: str | Path, settings: Settings, *, prune: bool = False) -> ImportSummary:
@@ -77,12 +77,12 @@ def import_export(path: str | Path, settings: Settings, *, prune: bool = False) 
     path = Path(path)
     with _export_folder(path, settings) as (json_path, base_dir):
         doc = _load_json(json_path)
-        problems = schema_problems(doc)
+        problems = export_problems(doc)
         audio = _check_audio(doc, base_dir, problems) if not problems else []
         if problems:
             raise ExportError(str(path), problems[:MAX_PROBLEMS],
                               max(0, len(problems) - MAX_PROBLEMS))
-        doc = _nfc(doc)
+        doc = normalised(doc)
         copied: list[Path] = []
         try:
             stored = {a.index: _store_audio(a, doc["user"]["external_id"], settings, copied)
@@ -168,10 +168,12 @@ def _load_json(json_path: Path) -> Any:
                                           "not UTF-8 (the export must be UTF-8 encoded)")]) \
             from None
     try:
-        return json.loads(text)
+        return parse(text)
     except json.JSONDecodeError as exc:
         raise ExportError(where, [Problem(f"line {exc.lineno}, column {exc.colno}",
                                           f"invalid JSON: {exc.msg}")]) from None
+    except DepthError as exc:
+        raise ExportError(where, [depth_problem(exc.path)]) from None
 
 
 def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
@@ -182,39 +184,54 @@ def _line_col(raw: bytes, offset: int) -> tuple[int, int]:
 
 
 def _check_audio(doc: dict, base_dir: Path, problems: list[Problem]) -> list[_Audio]:
-    """Probe every recording's file; append a problem for each bad one."""
+    """Decode every recording's file; append a problem for each bad one."""
     found: list[_Audio] = []
     base = base_dir.resolve()
     for index, item in enumerate(doc.get("voice_recordings") or []):
         rel = item["file"]
         where = f"{pointer(['voice_recordings', index, 'file'])} ({rel})"
-        source = (base / rel).resolve()
-        if Path(rel).is_absolute() or not source.is_relative_to(base):
-            problems.append(Problem(where, "audio path must be relative to the export's "
-                                           "folder and stay inside it"))
-            continue
-        if not source.is_file():
-            problems.append(Problem(where, "audio file not found"))
-            continue
-        size = source.stat().st_size
-        if size > MAX_AUDIO_BYTES:
-            problems.append(Problem(where, f"audio file is {size / 2**20:.0f} MB; "
-                                           f"the limit is 200 MB"))
-            continue
         try:
-            info = probe_audio(source)
+            source = _audio_source(base, rel)
+            size = source.stat().st_size
+            if size > MAX_AUDIO_BYTES:
+                raise AudioError(f"audio file is {size / 2**20:.0f} MB; the limit is 200 MB")
+            info = probe_audio(source, MAX_AUDIO_SECONDS)
         except AudioError as exc:
-            problems.append(Problem(where, f"unreadable audio: {exc}"))
+            problems.append(Problem(where, str(exc)))
             continue
-        if info.duration_s > MAX_AUDIO_SECONDS:
-            problems.append(Problem(where, f"recording lasts {info.duration_s / 60:.1f} min; "
-                                           f"the limit is 30 min"))
+        except OSError as exc:  # permissions, a file vanishing mid-import
+            problems.append(Problem(where, f"audio file cannot be read ({exc.strerror})"))
             continue
         if info.duration_s <= 0:
             problems.append(Problem(where, "recording is empty"))
             continue
-        found.append(_Audio(index, source, _sha256(source), size, source.suffix.lower(), info))
+        found.append(_Audio(index, source, _sha256(source), size, info))
     return found
+
+
+def _audio_source(base: Path, rel: str) -> Path:
+    """The regular file *rel* names inside *base*, every link followed; AudioError if none.
+    Whether the path stays inside is decided before anything is said about existence."""
+    if "\0" in rel:
+        raise AudioError("audio path contains a NUL character")
+    outside = AudioError("audio path must be relative to the export's folder and stay "
+                         "inside it")
+    if Path(rel).is_absolute():
+        raise outside
+    try:
+        if not (base / rel).resolve().is_relative_to(base):
+            raise outside
+        source = (base / rel).resolve(strict=True)
+    except FileNotFoundError:
+        raise AudioError("audio file not found") from None
+    except RuntimeError:  # how Python before 3.13 reports a symlink loop
+        raise AudioError("audio path is a symlink loop") from None
+    except OSError as exc:
+        raise AudioError("audio path is a symlink loop" if exc.errno == errno.ELOOP
+                         else f"audio path cannot be read ({exc.strerror})") from None
+    if not source.is_file():
+        raise AudioError("audio path is not a regular file")
+    return source
 
 
 def _sha256(path: Path) -> str:
@@ -228,22 +245,14 @@ def _sha256(path: Path) -> str:
 def _store_audio(audio: _Audio, external_id: str, settings: Settings,
                  copied: list[Path]) -> tuple[_Audio, str]:
     """Copy into audio/<user>/<sha256><ext> atomically; return (audio, path under data root)."""
-    target = user_folder(settings, "audio", external_id) / f"{audio.sha256}{audio.suffix}"
+    # Named by content: an Ogg file sent as "x.webm" is stored as .ogg, so later decoders
+    # are not misled.
+    target = user_folder(settings, "audio", external_id) / f"{audio.sha256}{audio.info.suffix}"
     if not target.exists():
         with atomic_path(target) as tmp:
             shutil.copyfile(audio.source, tmp)
         copied.append(target)
     return audio, relative_to_root(settings, target)
-
-
-def _nfc(value: Any) -> Any:
-    if isinstance(value, str):
-        return unicodedata.normalize("NFC", value)
-    if isinstance(value, list):
-        return [_nfc(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _nfc(v) for k, v in value.items()}
-    return value
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -285,7 +294,14 @@ def _item_values(list_name: str, item: dict, audio: tuple[_Audio, str] | None) -
     if audio is not None:
         info, rel = audio
         values.update(file_path=rel, sha256=info.sha256, original_name=item["file"],
-                      audio_format=info.info.format, sample_rate=info.info.sample_rate,
+                      audio_format=_format_label(info.info), sample_rate=info.info.sample_rate,
                       channels=info.info.channels, duration_s=round(info.info.duration_s, 3),
                       size_bytes=info.size)
     return values
+
+
+def _format_label(info: AudioInfo) -> str:
+    """"container/codec" (ogg/vorbis, wav/pcm_s16le), or the container alone where the pair
+    would not fit the 16-character column."""
+    label = f"{info.format}/{info.codec}"
+    return label if len(label) <= 16 else info.format

@@ -1,4 +1,5 @@
-"""Audio inspection without a system ffmpeg: libsndfile first, PyAV for WebM and the rest."""
+"""Audio inspection without a system ffmpeg. Imports verify by decoding with PyAV (its bundled
+FFmpeg); analysis reads with libsndfile first, PyAV for WebM and what libsndfile cannot."""
 
 from __future__ import annotations
 
@@ -9,60 +10,98 @@ import numpy as np
 import soundfile as sf
 
 SUPPORTED_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".oga", ".mp3", ".webm"}
+# libsndfile's frame count when a header leaves the length unknown (streaming encoders)
+_UNKNOWN_FRAMES = 2**63 - 1
 
 
 class AudioError(ValueError):
     """The file is not audio we can read; the message says why."""
 
 
+class AudioTooLong(AudioError):
+    """Decoding passed the duration limit and stopped there."""
+
+
 @dataclass(frozen=True)
 class AudioInfo:
-    format: str  # lower-case container name: wav, flac, ogg, mp3, webm
+    format: str  # container judged from the content: wav, flac, ogg, mp3, webm
+    codec: str  # FFmpeg's name for the audio codec: pcm_s16le, flac, vorbis, opus, mp3
     sample_rate: int  # Hz
     channels: int
-    duration_s: float  # seconds
+    duration_s: float  # seconds actually decoded, not what the header claims
+
+    @property
+    def suffix(self) -> str:
+        return f".{self.format}"
 
 
-def probe_audio(path: Path) -> AudioInfo:
-    """Container, sample rate, channel count and duration of *path*."""
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise AudioError(f"unsupported audio type {suffix or '(none)'}; "
-                         f"use WAV, FLAC, OGG/Opus, MP3 or WebM")
-    if suffix != ".webm":
-        try:
-            info = sf.info(str(path))
-            return AudioInfo(info.format.lower(), int(info.samplerate), int(info.channels),
-                             float(info.frames) / float(info.samplerate))
-        except (RuntimeError, sf.LibsndfileError):
-            pass  # e.g. Opus in an Ogg container on an old libsndfile: try PyAV
-    return _probe_with_av(path, suffix.lstrip("."))
+ALLOWED = "WAV, FLAC, OGG/Opus, MP3 or WebM"
+# Container -> FFmpeg's demuxer for it. Naming the demuxer stops FFmpeg probing formats (such
+# as playlists) that would open further files.
+_DEMUXER = {"wav": "wav", "flac": "flac", "ogg": "ogg", "mp3": "mp3", "webm": "matroska"}
+# A decoded length this far short of the header's is a cut or damaged file (MP3 and Opus
+# headers are not sample-exact, so allow a little).
+_SHORTFALL_S = 0.5
+_SHORTFALL_RATIO = 0.02
 
 
-def _probe_with_av(path: Path, fmt: str) -> AudioInfo:
+def sniff_container(path: Path) -> str:
+    """wav, flac, ogg, mp3 or webm, judged from the file's first bytes, never its name."""
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if head[:4] in (b"RIFF", b"RF64", b"BW64") and head[8:12] == b"WAVE":
+        return "wav"
+    if head.startswith(b"fLaC"):
+        return "flac"
+    if head.startswith(b"OggS"):
+        return "ogg"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # EBML: Matroska, of which WebM is a profile
+        if b"webm" not in head:
+            raise AudioError(f"Matroska audio but not WebM; use {ALLOWED}")
+        return "webm"
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] >= 0xE0):
+        return "mp3"  # an ID3 tag or an MPEG audio frame sync
+    raise AudioError(f"not {ALLOWED} audio (judged from the content, not the file name)")
+
+
+def probe_audio(path: Path, max_seconds: float) -> AudioInfo:
+    """Container, codec, rate, channels and duration of *path*, found by decoding it.
+
+    Decoding stops once more than *max_seconds* have decoded (AudioTooLong), so the work is
+    bounded whatever the header says. A file that fails to decode, or decodes to clearly less
+    than its header announces, is damaged (AudioError).
+    """
     import av
 
+    container = sniff_container(path)
     try:
-        with av.open(str(path)) as container:
-            streams = container.streams.audio
-            if not streams:
+        with av.open(str(path), format=_DEMUXER[container]) as media:
+            if not media.streams.audio:
                 raise AudioError("no audio stream")
-            stream = streams[0]
-            rate = int(stream.codec_context.sample_rate or stream.rate or 0)
-            channels = int(stream.codec_context.channels or 0)
-            if stream.duration and stream.time_base:
-                duration = float(stream.duration * stream.time_base)
-            elif container.duration:
-                duration = container.duration / 1_000_000
-            else:  # MediaRecorder WebM often has no duration header: count samples
-                duration = sum(f.samples for f in container.decode(stream)) / max(rate, 1)
+            stream = media.streams.audio[0]
+            rate = int(stream.codec_context.sample_rate or 0)
+            if rate <= 0:
+                raise AudioError("cannot read the sample rate")
+            announced = float(stream.duration * stream.time_base) \
+                if stream.duration and stream.time_base else None
+            limit, decoded = max_seconds * rate, 0
+            for frame in media.decode(stream):
+                decoded += frame.samples
+                if decoded > limit:
+                    raise AudioTooLong(f"recording lasts more than {max_seconds / 60:g} min; "
+                                       f"the limit is {max_seconds / 60:g} min")
+            codec = stream.codec_context.codec.canonical_name
+            channels = int(stream.codec_context.channels or 1)
     except AudioError:
         raise
     except Exception as exc:  # PyAV raises many error types for corrupt input
-        raise AudioError(f"cannot decode audio ({type(exc).__name__})") from exc
-    if rate <= 0:
-        raise AudioError("cannot read the sample rate")
-    return AudioInfo(fmt, rate, channels or 1, duration)
+        raise AudioError(f"audio file is damaged: decoding failed "
+                         f"({type(exc).__name__})") from exc
+    duration = decoded / rate
+    if announced and announced - duration > max(_SHORTFALL_S, _SHORTFALL_RATIO * announced):
+        raise AudioError(f"audio file is damaged: its header announces {announced:.1f} s "
+                         f"but only {duration:.1f} s decode")
+    return AudioInfo(container, codec, rate, channels, duration)
 
 
 # Every analysis works at one rate: pocketsphinx's acoustic model expects 16 kHz, and Praat
@@ -74,12 +113,15 @@ def load_audio(path: Path, sample_rate: int = ANALYSIS_RATE) -> np.ndarray:
     """Mono float32 samples of *path* at *sample_rate* (any container we can probe)."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        probe_audio(path)  # raises the unsupported-type error
+        raise AudioError(f"unsupported audio type {suffix or '(none)'}; use {ALLOWED}")
     audio, rate = None, 0
     if suffix != ".webm":
         try:
-            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-            audio = data.mean(axis=1)
+            with sf.SoundFile(str(path)) as fh:
+                # libsndfile cannot read a file whose header leaves the length unknown
+                if fh.frames != _UNKNOWN_FRAMES:
+                    audio = fh.read(dtype="float32", always_2d=True).mean(axis=1)
+                    rate = fh.samplerate
         except (RuntimeError, sf.LibsndfileError):
             audio = None
     if audio is None:

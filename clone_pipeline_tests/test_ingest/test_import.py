@@ -6,28 +6,16 @@ import zipfile
 import pytest
 from sqlalchemy import func, select
 
-from clone_pipeline.db.models import LifeStory, Response, User, VoiceRecording
+from clone_pipeline.db.models import Response, User, VoiceRecording
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.ingest import ExportError
 from clone_pipeline.services.ingest import import_export
+from clone_pipeline_tests.test_ingest.state import snapshot
 
 
 def _count(settings, model) -> int:
     with session_scope(settings.database_url) as s:
         return s.scalar(select(func.count()).select_from(model))
-
-
-def _snapshot(settings) -> dict:
-    """Everything stored that an import could change."""
-    with session_scope(settings.database_url) as s:
-        return {
-            "users": sorted((u.external_id, u.display_name, u.updated_at.isoformat())
-                            for u in s.scalars(select(User))),
-            "responses": sorted((r.item_id, r.answer, r.updated_at.isoformat())
-                                for r in s.scalars(select(Response))),
-            "stories": sorted((r.item_id, r.content) for r in s.scalars(select(LifeStory))),
-            "recordings": sorted((r.item_id, r.sha256) for r in s.scalars(select(VoiceRecording))),
-        }
 
 
 def test_import_persona_with_audio(settings, persona, write_export):
@@ -41,17 +29,17 @@ def test_import_persona_with_audio(settings, persona, write_export):
         rec = s.scalars(select(VoiceRecording).order_by(VoiceRecording.item_id)).first()
         stored = settings.home / rec.file_path
         assert stored.is_file() and stored.name.startswith(rec.sha256)
-        assert rec.audio_format == "flac" and rec.sample_rate == 16000
+        assert rec.audio_format == "flac/flac" and rec.sample_rate == 16000
         assert 5 < rec.duration_s < 60
 
 
 def test_reimport_is_idempotent_and_updates_changed_text(settings, persona, write_export):
     doc = persona()
     import_export(write_export(doc, audio_from="margaret-ellis"), settings)
-    before = _snapshot(settings)
+    before = snapshot(settings)
     again = import_export(write_export(doc, audio_from="margaret-ellis"), settings)
     assert not again.changed and again.lists["responses"].unchanged == 70
-    assert _snapshot(settings) == before
+    assert snapshot(settings) == before
 
     doc["responses"][0]["answer"] += " And the radio was always on."
     del doc["responses"][1]
@@ -146,17 +134,17 @@ def test_corrupt_audio(sqlite_settings, persona, write_export):
     path = write_export(persona(), audio_from="margaret-ellis")
     (path.parent / "audio" / "v-001.flac").write_bytes(b"not audio at all" * 100)
     err = _rejected(sqlite_settings, path)
-    assert "unreadable audio" in err.problems[0].message
+    assert "not WAV, FLAC, OGG/Opus, MP3 or WebM audio" in err.problems[0].message
 
 
 def test_failed_reimport_changes_nothing(settings, persona, write_export):
     doc = persona()
     import_export(write_export(doc, audio_from="margaret-ellis"), settings)
-    before = _snapshot(settings)
+    before = snapshot(settings)
     doc["responses"][0]["answer"] = "A changed answer that must not be stored."
     doc["responses"].append({"id": "r-999", "category": "x", "question": "q?"})  # no answer
     _rejected(settings, write_export(doc, audio_from="margaret-ellis"))
-    assert _snapshot(settings) == before
+    assert snapshot(settings) == before
 
 
 def test_failure_during_write_rolls_back_and_removes_copied_audio(sqlite_settings, persona,
