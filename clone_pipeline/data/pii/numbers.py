@@ -53,9 +53,8 @@ _SHAPED_IDS = (
     (re.compile(r"\b[2-9]\d{3}[ -]?\d{4}[ -]?\d{4}\b"), aadhaar.is_valid),  # Indian Aadhaar
     (re.compile(r"\b\d{8}[ -]?[A-Z]\b|\b[XYZ][ -]?\d{7}[ -]?[A-Z]\b"),
      lambda v: dni.is_valid(v) or nie.is_valid(v)),  # Spanish DNI / NIE
-    (re.compile(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b"),
-     codicefiscale.is_valid),  # Italian codice fiscale
 )
+_CODICE_FISCALE = re.compile(r"\b[A-Z]{6}\d{2}[A-Z]\d{2}[A-Z]\d{3}[A-Z]\b")
 # Nine or ten digits are too common to take without a word saying what they are.
 _CONTEXT_ID = re.compile(r"(?<![\w-])\d{3}[ .\-]?\d{2,3}[ .\-]?\d{3,4}(?![\w-])")
 _ID_WORDS = re.compile(r"\b(?:SSN|social security|social insurance|SIN|NHS|BSN|"
@@ -115,11 +114,18 @@ def ibans(text: str) -> Spans:
                 break
 
 
+def tax_codes(text: str) -> Spans:
+    """Italian codici fiscali (letters and digits) with a valid check letter."""
+    for m in _CODICE_FISCALE.finditer(text):
+        if codicefiscale.is_valid(m.group(0)):
+            yield m.span()
+
+
 def government_ids(text: str) -> Spans:
     """SSN (any separators), UK National Insurance and NHS, French NIR, German tax id,
-    Aadhaar, Spanish DNI/NIE, Italian codice fiscale, Canadian SIN, Dutch BSN, Australian
-    TFN, each checked by its check digit; bare nine- or ten-digit ones need a word such as
-    'SSN' or 'NHS' within 40 characters."""
+    Aadhaar, Spanish DNI/NIE, Canadian SIN, Dutch BSN, Australian TFN, each checked by its
+    check digit; bare nine- or ten-digit ones need a word such as 'SSN' or 'NHS' within 40
+    characters."""
     for pattern, valid in _SHAPED_IDS:
         for m in pattern.finditer(text):
             if valid is None or valid(_compact(m.group(0))):

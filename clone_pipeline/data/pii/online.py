@@ -30,7 +30,7 @@ _TLDS = ("com|org|net|edu|gov|info|biz|io|co|me|app|dev|page|blog|site|online|sh
          "uk|us|ca|au|nz|ie|de|fr|es|it|nl|be|ch|at|se|no|dk|fi|pl|pt|br|mx|ar|in|jp|cn|kr|"
          "za|ng|ke|ru|gr|tr|il|sg|hk|ph")
 _URL = re.compile(r"\b(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
-_BARE_URL = re.compile(rf"(?<![\w@./-])(?:[a-z0-9-]+\.)+(?:{_TLDS})(?::\d+)?[/?#][^\s<>\"']*",
+_BARE_URL = re.compile(rf"(?<![\w@./-])(?:[a-z0-9-]+\.)+(?:{_TLDS})(?::\d+)?/[^\s<>\"']*",
                        re.IGNORECASE)
 _HOST = re.compile(r"^(?:https?://)?[^/?#]+", re.IGNORECASE)
 _TRAILING = ".,;:!?)]}'\""
@@ -39,9 +39,17 @@ _IPV4 = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")
 _IPV6 = re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 
 
-# Something each accepted email has, cheap to look for first: most texts have none.
-_EMAIL_HINT = re.compile(r"[@\uff20\ufe6b]|[(\[{<]\s*at\s*[)\]}>]|\bdot\b|\bat\s+"
-                         + _MAIL_HOSTS.pattern[2:], re.IGNORECASE)
+# Something each accepted email has, looked for first in the lower-cased text (plain
+# substring tests: most texts have none, and a case-blind regex costs more than the rest).
+_AT_HOST = re.compile(r"\bat\s+" + _MAIL_HOSTS.pattern[2:])
+
+
+def _may_hold_email(text: str) -> bool:
+    if "@" in text or "\uff20" in text or "\ufe6b" in text:
+        return True
+    lowered = text.lower()
+    return ("dot" in lowered or "at)" in lowered or "at]" in lowered or "at}" in lowered
+            or "at>" in lowered or (" at " in lowered and _AT_HOST.search(lowered) is not None))
 
 
 def emails(text: str) -> Spans:
@@ -50,7 +58,7 @@ def emails(text: str) -> Spans:
     The bare word 'at' counts only with a spelled-out dot or a known mail host, so "worked
     at google.com" stays.
     """
-    if not _EMAIL_HINT.search(text):
+    if not _may_hold_email(text):
         return
     for m in _EMAIL.finditer(text):
         found = m.group(0)
@@ -61,11 +69,12 @@ def emails(text: str) -> Spans:
 
 
 def urls(text: str) -> Spans:
-    """Links with anything after the host (a path, query or fragment), with or without a
-    scheme. A bare site name ("bbc.co.uk", "https://www.bbc.co.uk/") is not personal."""
+    """Links with anything after the host (a path, query or fragment; without a scheme or
+    'www.', a path). A bare site name ("bbc.co.uk", "https://www.bbc.co.uk/") is not
+    personal."""
     lowered = text.lower()
     patterns = ((_URL,) if "http" in lowered or "www." in lowered else ()) + \
-        ((_BARE_URL,) if "/" in text or "?" in text or "#" in text else ())
+        ((_BARE_URL,) if "/" in text else ())
     for pattern in patterns:
         for m in pattern.finditer(text):
             found = m.group(0).rstrip(_TRAILING)

@@ -28,7 +28,7 @@ PHONE_REGIONS = ("US", "CA", "GB", "IE", "FR", "DE", "ES", "IT", "NL", "AU", "NZ
 # Text fields of an example that reach the training files (id and source are ours).
 EXAMPLE_TEXT_FIELDS = ("prompt", "answer", "category", "emotional_tone")
 
-_DIGITS = re.compile(r"\d+")
+_NUMBER = re.compile(r"\d(?:[ .\-()]{0,2}\d)*")  # digits, grouped the ways numbers are
 # Every number-bearing detector looks no further than this from a digit (context words
 # included), so it runs only on the stretches around digits: stories are mostly words.
 _DIGIT_REACH = 120
@@ -63,18 +63,20 @@ class Redactor:
                        if names else None)
         self._kinds = set(self.policy.kinds)
         regions = tuple(r.upper() for r in self.policy.phone_regions)
-        # kind -> detector, and whether it can only fire on a text with a digit in it
-        self._detectors = [(kind, find, needs_digit) for kind, find, needs_digit in (
-            ("EMAIL", online.emails, False),
-            ("URL", online.urls, False),
-            ("IBAN", numbers.ibans, True),
-            ("CARD", numbers.cards, True),
-            ("GOV_ID", numbers.government_ids, True),
-            ("IP", online.ip_addresses, True),
-            ("PHONE", lambda text: numbers.phones(text, regions), True),
-            ("DOB", places.dates_of_birth, True),
-            ("ADDRESS", places.addresses, True),
-            ("NAME", self._listed_names, False),
+        # (kind, detector, digits it needs in one number: 0 = runs on the whole text; else
+        # only near digits, where a number has at least that many)
+        self._detectors = [(kind, find, digits) for kind, find, digits in (
+            ("EMAIL", online.emails, 0),
+            ("URL", online.urls, 0),
+            ("IBAN", numbers.ibans, 8),
+            ("CARD", numbers.cards, 13),
+            ("GOV_ID", numbers.government_ids, 6),
+            ("GOV_ID", numbers.tax_codes, 1),
+            ("IP", online.ip_addresses, 1),
+            ("PHONE", lambda text: numbers.phones(text, regions), 7),
+            ("DOB", places.dates_of_birth, 1),
+            ("ADDRESS", places.addresses, 1),
+            ("NAME", self._listed_names, 0),
         ) if kind in self._kinds]
         # Questions, categories and tones repeat across thousands of examples.
         self._redact_cached = lru_cache(maxsize=8192)(self._redact)
@@ -84,9 +86,11 @@ class Redactor:
         if not text:
             return []
         windows = _digit_windows(text)
+        whole = [(0, len(text), 0)]
         found = sorted((lo + start, lo + end, _RANK[kind])
-                       for kind, detect, needs_digit in self._detectors
-                       for lo, hi in (windows if needs_digit else [(0, len(text))])
+                       for kind, detect, digits in self._detectors
+                       for lo, hi, longest in (windows if digits else whole)
+                       if longest >= digits
                        for start, end in detect(text[lo:hi]) if end > start)
         merged: list[list[int]] = []
         for start, end, r in found:
@@ -116,16 +120,18 @@ class Redactor:
         return (m.span() for m in self._names.finditer(text)) if self._names else ()
 
 
-def _digit_windows(text: str) -> list[tuple[int, int]]:
-    """Merged (start, end) stretches of *text* within _DIGIT_REACH of a digit."""
+def _digit_windows(text: str) -> list[tuple[int, int, int]]:
+    """Merged (start, end, digits in its longest number) stretches of *text* within
+    _DIGIT_REACH of a digit."""
     windows: list[list[int]] = []
-    for m in _DIGITS.finditer(text):
+    for m in _NUMBER.finditer(text):
         lo, hi = max(0, m.start() - _DIGIT_REACH), min(len(text), m.end() + _DIGIT_REACH)
+        digits = sum(ch.isdigit() for ch in m.group(0))
         if windows and lo <= windows[-1][1]:
-            windows[-1][1] = hi
+            windows[-1][1], windows[-1][2] = hi, max(windows[-1][2], digits)
         else:
-            windows.append([lo, hi])
-    return [(lo, hi) for lo, hi in windows]
+            windows.append([lo, hi, digits])
+    return [(lo, hi, digits) for lo, hi, digits in windows]
 
 
 def redact_example(example: Example, redactor: Redactor) -> Counter:
