@@ -32,6 +32,7 @@ _NUMBER = re.compile(r"\d(?:[ .\-()]{0,2}\d)*")  # digits, grouped the ways numb
 # Every number-bearing detector looks no further than this from a digit (context words
 # included), so it runs only on the stretches around digits: stories are mostly words.
 _DIGIT_REACH = 120
+_CACHED_LENGTH = 1_000
 _RANK = {kind: i for i, kind in enumerate(PLACEHOLDERS)}
 _ADDRESS_RANK = _RANK["ADDRESS"]
 
@@ -78,7 +79,8 @@ class Redactor:
             ("ADDRESS", places.addresses, 1),
             ("NAME", self._listed_names, 0),
         ) if kind in self._kinds]
-        # Questions, categories and tones repeat across thousands of examples.
+        # Questions, categories and tones repeat across thousands of examples (short texts
+        # only are cached: answers rarely repeat and may be 100,000 characters).
         self._redact_cached = lru_cache(maxsize=8192)(self._redact)
 
     def find(self, text: str) -> list[Span]:
@@ -107,7 +109,8 @@ class Redactor:
         """*text* with each span replaced by its placeholder, and the count of each kind."""
         if not text:
             return text, Counter()
-        redacted, counts = self._redact_cached(text)
+        redacted, counts = (self._redact_cached(text) if len(text) <= _CACHED_LENGTH
+                            else self._redact(text))
         return redacted, Counter(dict(counts))
 
     def _redact(self, text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
