@@ -13,7 +13,7 @@ from typing import Any
 
 from clone_pipeline.data.dedup import deduplicate
 from clone_pipeline.data.examples import Example
-from clone_pipeline.data.pii import PiiPolicy, Redactor
+from clone_pipeline.data.pii import PHONE_REGIONS, PiiPolicy, Redactor, redact_example
 from clone_pipeline.data.quality import (
     QualityMetrics,
     Readiness,
@@ -33,11 +33,20 @@ class CollectOptions:
     min_word_count: int = 20
     keep_own_name: bool = True
     redact_names: tuple[str, ...] = ()
+    # Countries whose national phone formats are recognised (+CC numbers always are).
+    phone_regions: tuple[str, ...] = PHONE_REGIONS
     near_duplicate_threshold: float = 0.7
     readiness: ReadinessPolicy = field(default_factory=ReadinessPolicy)
     # Processes for cleaning and redaction (0 = one per CPU). Above 1 it spawns workers,
     # so a calling script needs the usual `if __name__ == "__main__":` guard.
     workers: int = 1
+
+    def pii_policy(self, display_name: str) -> PiiPolicy:
+        """The redaction policy for a person called *display_name*."""
+        names = list(self.redact_names)
+        if not self.keep_own_name:
+            names += [p for p in display_name.split() if len(p) > 1]
+        return PiiPolicy(redact_names=tuple(names), phone_regions=tuple(self.phone_regions))
 
 
 @dataclass
@@ -100,8 +109,7 @@ def _raw_examples(material: SourceMaterial, options: CollectOptions) -> Iterable
             questions[r["question"]] = normalise_text(r["question"])
         yield Example(id=f"responses:{r['item_id']}", source="responses",
                       prompt=questions[r["question"]], answer=r["answer"],
-                      category=r.get("category"), emotional_tone=r.get("emotional_tone"),
-                      group=_group_key(r["question"]))
+                      category=r.get("category"), emotional_tone=r.get("emotional_tone"))
     if options.include_life_stories:
         for s in material.life_stories:
             prompt = story_prompt(s)
@@ -119,12 +127,11 @@ def _raw_examples(material: SourceMaterial, options: CollectOptions) -> Iterable
 _CHUNK = 20_000  # examples per worker task; below this, cleaning stays in-process
 
 
-def _clean_chunk(args: tuple[list[Example], tuple[str, ...], int]
+def _clean_chunk(args: tuple[list[Example], PiiPolicy, int]
                  ) -> tuple[list[Example], Counter, Counter]:
     """Normalise, filter and redact one chunk of examples (runs in a worker process)."""
-    examples, names, min_word_count = args
-    redactor = Redactor(PiiPolicy(redact_names=names))
-    prompts: dict[str, tuple[str, Counter]] = {}  # many answers share a question
+    examples, policy, min_word_count = args
+    redactor = Redactor(policy)
     kept: list[Example] = []
     skipped: Counter = Counter()
     redactions: Counter = Counter()
@@ -137,13 +144,11 @@ def _clean_chunk(args: tuple[list[Example], tuple[str, ...], int]
         if words < min_word_count:
             skipped["below_min_word_count"] += 1
             continue
-        text, counts = redactor.redact(text)
-        if example.prompt not in prompts:
-            prompts[example.prompt] = redactor.redact(example.prompt)
-        prompt, prompt_counts = prompts[example.prompt]
-        counts.update(prompt_counts)
+        example.answer = text
+        counts = redact_example(example, redactor)
+        # A response is grouped by its question, as redacted (the key is in the file too).
+        example.group = example.group or _group_key(example.prompt)
         redactions.update(counts)
-        example.answer, example.prompt = text, prompt
         example.word_count, example.redactions = words, dict(counts)
         kept.append(example)
     return kept, skipped, redactions
@@ -156,12 +161,10 @@ def collect(material: SourceMaterial, options: CollectOptions | None = None,
     Empty, emoji-only or too-short answers are skipped with a count, never an error.
     """
     options = options or CollectOptions()
-    names = list(options.redact_names)
-    if not options.keep_own_name:
-        names += [p for p in material.display_name.split() if len(p) > 1]
+    policy = options.pii_policy(material.display_name)
     raw = list(_raw_examples(material, options))
     chunks = [raw[i:i + _CHUNK] for i in range(0, len(raw), _CHUNK)]
-    args = [(chunk, tuple(names), options.min_word_count) for chunk in chunks]
+    args = [(chunk, policy, options.min_word_count) for chunk in chunks]
     workers = min(len(chunks), options.workers or os.cpu_count() or 1)
     if workers > 1:
         # Cleaning and redaction are independent per text. spawn, not fork: the parent may

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from clone_pipeline.data.pii import Redactor
+
 TEMPLATE_STYLES = ("legacy_preservation", "casual")
 
 
 def system_prompt(display_name: str, persona: dict[str, Any] | None,
-                  birth_year: int | None, style: str) -> str:
-    """The system message that tells the model whose voice it speaks in."""
+                  birth_year: int | None, style: str, redactor: Redactor | None = None) -> str:
+    """The system message that tells the model whose voice it speaks in.
+
+    Persona fields go through *redactor* (the default policy when None), like every text
+    of the training files; the display name is the person's own name and is kept.
+    """
     if style not in TEMPLATE_STYLES:
         raise ValueError(f"template_style {style!r} is not one of {', '.join(TEMPLATE_STYLES)}")
+    redactor = redactor or Redactor()
     persona = persona or {}
-    tone = persona.get("tone") or "natural"
-    terms = [t for t in persona.get("address_terms") or [] if isinstance(t, str)]
+    tone = _redacted(redactor, persona.get("tone")) or "natural"
+    terms = [_redacted(redactor, t) for t in persona.get("address_terms") or []
+             if isinstance(t, str)]
     first_name = display_name.split()[0] if display_name.split() else display_name
     if style == "casual":
         called = f" Your family call you {_join(terms)}." if terms else ""
@@ -26,6 +34,10 @@ def system_prompt(display_name: str, persona: dict[str, Any] | None,
     return (f"You are {display_name}{born}{called}. You are sharing your memories, stories and "
             f"advice with the people you love so they are preserved in your own words. Answer "
             f"as yourself, in a {tone} tone, with the details and turns of phrase you use.")
+
+
+def _redacted(redactor: Redactor, value: Any) -> str:
+    return redactor.redact(value)[0] if isinstance(value, str) else ""
 
 
 def _join(items: list[str]) -> str:

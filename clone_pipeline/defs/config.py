@@ -35,6 +35,10 @@ class CollectConfig(dg.Config):
                                 description="Keep the person's own name (False redacts it).")
     redact_names: list[str] = Field(default_factory=list,
                                     description="Extra names to replace with [NAME].")
+    phone_regions: list[str] = Field(
+        default_factory=lambda: list(core_default(CollectOptions, "phone_regions")),
+        description="Countries (ISO codes) whose national phone formats are redacted; "
+                    "numbers written with +CC are redacted for every country.")
     near_duplicate_threshold: float = Field(
         default=core_default(CollectOptions, "near_duplicate_threshold"), gt=0, le=1,
         description="Word-trigram Jaccard similarity at which two answers count as near "
@@ -55,6 +59,7 @@ class CollectConfig(dg.Config):
             include_life_stories=self.include_life_stories,
             include_milestones=self.include_milestones, min_word_count=self.min_word_count,
             keep_own_name=self.keep_own_name, redact_names=tuple(self.redact_names),
+            phone_regions=tuple(self.phone_regions),
             near_duplicate_threshold=self.near_duplicate_threshold, workers=self.workers,
             readiness=ReadinessPolicy(min_responses=self.min_responses,
                                       min_words_per_response=self.min_words_per_response,

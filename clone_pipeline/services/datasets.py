@@ -11,6 +11,7 @@ from typing import Any
 from clone_pipeline.data.collect import Collection, CollectOptions, SourceMaterial, collect
 from clone_pipeline.data.examples import Example
 from clone_pipeline.data.format_dataset import FormatOptions, format_examples, write_formats
+from clone_pipeline.data.pii import Redactor
 from clone_pipeline.data.prompts import system_prompt
 from clone_pipeline.data.store import read_jsonl, write_jsonl
 from clone_pipeline.db import datasets, sources, users
@@ -88,6 +89,16 @@ def collect_user_data(settings: Settings, external_id: str, options: CollectOpti
     return CollectedDataset(dataset_id, version, path, sha, collection)
 
 
+def _collected_with(dataset) -> CollectOptions:
+    """The redaction options a dataset was collected with (the defaults before it has one),
+    so the system prompt is redacted like the examples it goes with."""
+    config, defaults = (dataset.config if dataset is not None else {}), CollectOptions()
+    return CollectOptions(
+        keep_own_name=config.get("keep_own_name", defaults.keep_own_name),
+        redact_names=tuple(config.get("redact_names") or ()),
+        phone_regions=tuple(config.get("phone_regions") or defaults.phone_regions))
+
+
 def format_user_data(settings: Settings, external_id: str, options: FormatOptions, *,
                      tokenizer_name: str, template_style: str, run_id: str | None = None
                      ) -> FormattedDataset:
@@ -96,9 +107,10 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
     with session_scope(settings.database_url) as session:
         user = users.get_user(session, external_id)
         user_id = user.id
-        system = system_prompt(user.display_name, user.persona or {}, user.birth_year,
-                               template_style)
         dataset = datasets.latest_dataset(session, user_id)
+        system = system_prompt(
+            user.display_name, user.persona or {}, user.birth_year, template_style,
+            Redactor(_collected_with(dataset).pii_policy(user.display_name)))
     if dataset is None:
         raise NotReadyError(f"{external_id}: no collected dataset yet; materialise "
                             f"collected_training_data first")

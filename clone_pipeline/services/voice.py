@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from clone_pipeline.data.formats import FORMATS, render
+from clone_pipeline.data.pii import Redactor, redact_example
 from clone_pipeline.data.prompts import system_prompt
 from clone_pipeline.data.store import write_jsonl
 from clone_pipeline.db import sources, users, voice
@@ -101,6 +102,9 @@ def build_voice_alignment(settings: Settings, external_id: str,
                             "legacy_preservation")
               if options.personality_consistency else None)
     result = integrate(analysis, written, options)
+    redactor = Redactor()  # the transcripts reach the training files like written answers
+    for example in result.examples:
+        redact_example(example, redactor)
     integration_id = uuid.uuid4()
     folder = user_folder(settings, "voice", external_id) / f"integration-{integration_id}"
     timings = write_json(folder / "word_timings.json",
