@@ -39,9 +39,9 @@ lint: setup
 	$(BIN)/ruff check clone_pipeline clone_pipeline_tests benchmarks
 	$(BIN)/lint-imports
 
+# clone-pipeline ui: init, then dagster dev; Ctrl-C or SIGTERM stops it and its runs.
 ui: setup
-	$(BIN)/clone-pipeline init
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/clone-pipeline ui --host 127.0.0.1 --port 3000
 
 bench: setup
 	$(BIN)/pip install -q -e ".[bench]"

@@ -28,12 +28,18 @@ def _settings() -> Settings:
     return settings
 
 
-def _ensure_ready(settings: Settings) -> None:
-    """A fresh data root is initialised on first use; an existing one must be at the current
-    schema (only `init` migrates)."""
+def _ensure_ready(settings: Settings, create: bool = False) -> None:
+    """Commands that add material (*create*) initialise a fresh data root; the others refuse
+    a missing one instead of showing an empty one. The data root and the Dagster instance
+    must belong together, and an existing root must be at the current schema (only `init`
+    migrates)."""
     from clone_pipeline.db.session import require_current_schema
     from clone_pipeline.orchestration.instance import default_template, initialise
+    from clone_pipeline.services.pairing import check_pairing, require_data_root
 
+    check_pairing(settings)
+    if not create:
+        require_data_root(settings)
     if not (settings.dagster_home / "dagster.yaml").exists():
         initialise(settings, default_template())
     else:
@@ -55,10 +61,12 @@ class _Group(click.Group):
         from clone_pipeline.db.session import SchemaBehindError
         from clone_pipeline.db.users import UnknownUserError
         from clone_pipeline.files import UnsafePathError
+        from clone_pipeline.services.pairing import NoDataRootError, PairingError
 
         try:
             return super().invoke(ctx)
-        except (UnknownUserError, SchemaBehindError, UnsafePathError) as exc:
+        except (UnknownUserError, SchemaBehindError, UnsafePathError, NoDataRootError,
+                PairingError) as exc:
             raise click.ClickException(str(exc)) from exc
 
 
@@ -92,6 +100,23 @@ def init(instance_config: Path | None) -> None:
     console.print(f"dagster store  {storage}")
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+@click.option("--port", default=3000, show_default=True, type=int, help="Port to serve on.")
+def ui(host: str, port: int) -> None:
+    """Open the Dagster UI (webserver and daemon) on this data root's instance.
+
+    Runs `init` first (it refuses an instance that belongs to another data root). Ctrl-C or
+    SIGTERM stops the UI, the daemon and any runs in progress within seconds (a training run
+    checkpoints and resumes next time); `dagster dev` alone leaves runs going.
+    """
+    from clone_pipeline.orchestration.instance import default_template, initialise
+    from clone_pipeline.orchestration.serve import serve
+
+    initialise(_settings(), default_template())
+    sys.exit(serve(["-m", "clone_pipeline.definitions", "-h", host, "-p", str(port)]))
+
+
 @main.command(name="import")
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(exists=False, path_type=Path))
@@ -107,7 +132,7 @@ def import_cmd(paths: tuple[Path, ...], prune: bool) -> None:
     from clone_pipeline.services.ingest import import_export
 
     settings = _settings()
-    _ensure_ready(settings)
+    _ensure_ready(settings, create=True)
     failed = False
     for path in paths:
         try:
@@ -258,7 +283,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
     from clone_pipeline.training.config import PRESETS
 
     settings = _settings()
-    _ensure_ready(settings)
+    _ensure_ready(settings, create=True)
     personas = persona_dirs()
     instance = _instance()
     outcomes = {}
@@ -303,11 +328,12 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                       "--out reply.wav")
     # Every variable the UI needs: without CLONE_HOME it would read another data root.
     # Database URLs may hold passwords, so they are named, not printed.
-    env = {"CLONE_HOME": settings.home, "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
-           "CLONE_MODELS_DIR": settings.models_dir}
+    from clone_pipeline.services.pairing import ui_command
+
     console.print("\nOpen the Dagster UI to see the runs and the per-user partitions (make ui "
-                  "does the same):\n  " + " ".join(f"{k}={v}" for k, v in env.items())
-                  + " dagster dev -w workspace.yaml", soft_wrap=True)
+                  "does the same):\n  "
+                  + ui_command(settings.home, settings.dagster_home, settings.models_dir),
+                  soft_wrap=True)
     kept = [v for v in ("CLONE_DATABASE_URL", "DAGSTER_POSTGRES_URL") if os.environ.get(v)]
     if kept:
         console.print(f"  with {' and '.join(kept)} exported as they are now")

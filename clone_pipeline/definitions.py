@@ -19,6 +19,13 @@ from clone_pipeline.defs.sensors import (
     user_data_changed,
     voice_recordings_changed,
 )
+from clone_pipeline.services.pairing import check_pairing
+from clone_pipeline.settings import load_settings
+
+# A process whose CLONE_HOME and DAGSTER_HOME belong to different pairs fails to load, with
+# the command to use, before any sensor can read the wrong data root (the UI shows it as the
+# code location's error).
+check_pairing(load_settings())
 
 defs = dg.Definitions(
     assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation,

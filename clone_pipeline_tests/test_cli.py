@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from clone_pipeline.cli import main
 from clone_pipeline.demo import PERSONAS_DIR
 
-COMMANDS = ["init", "import", "users", "run", "demo", "remove-user", "progress", "gpu",
+COMMANDS = ["init", "ui", "import", "users", "run", "demo", "remove-user", "progress", "gpu",
             "speak"]
 
 
@@ -58,6 +58,7 @@ def test_bad_export_exits_2_and_lists_problems(cli_env, tmp_path):
 def test_run_for_unknown_user_fails_clearly_before_any_run(cli_env, tmp_path):
     import dagster as dg
 
+    assert cli_env("init").returncode == 0
     result = cli_env("run", "nobody-here")
     assert result.returncode == 1
     assert "no user 'nobody-here'" in result.stderr

@@ -7,6 +7,8 @@ import dagster as dg
 
 from clone_pipeline.db.session import safe_url
 from clone_pipeline.db.statuses import TrainingRunStatus
+from clone_pipeline.defs.assets_data import collected_training_data
+from clone_pipeline.defs.assets_voice import voice_profile
 from clone_pipeline.defs.jobs import data_only, voice_integration
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneSettings
@@ -18,29 +20,46 @@ from clone_pipeline.services.users import changed_users
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Adds a partition for every user in the domain database that has "
                        "none, and requests a data_only run for each user whose material "
-                       "changed since the last tick (cursor over updated_at). It never "
-                       "removes partitions: clone-pipeline remove-user does.")
+                       "changed since the last tick (cursor over updated_at; with no "
+                       "cursor yet, since its collected_training_data was last "
+                       "materialised). It never removes partitions: clone-pipeline "
+                       "remove-user does.")
 def user_data_changed(context: dg.SensorEvaluationContext,
                       clone: CloneSettings) -> dg.SensorResult:
-    return _changed_users(context, clone, tables=None)
+    return _changed_users(context, clone, None, collected_training_data.key)
 
 
 @dg.sensor(job=voice_integration, minimum_interval_seconds=60,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Requests a voice_integration run for each user whose voice "
-                       "recordings changed since the last tick (cursor over updated_at).")
+                       "recordings changed since the last tick (cursor over updated_at; "
+                       "with no cursor yet, since its voice_profile was last "
+                       "materialised).")
 def voice_recordings_changed(context: dg.SensorEvaluationContext,
                              clone: CloneSettings) -> dg.SensorResult:
-    return _changed_users(context, clone, tables=("voice_recordings",))
+    return _changed_users(context, clone, ("voice_recordings",), voice_profile.key)
 
 
 def _changed_users(context: dg.SensorEvaluationContext, clone: CloneSettings,
-                   tables: tuple[str, ...] | None) -> dg.SensorResult:
+                   tables: tuple[str, ...] | None, asset_key: dg.AssetKey) -> dg.SensorResult:
     """Run requests for users changed since the cursor, and a partition for every user who
-    lacks one (reconciled on every tick, so partitions can always be rebuilt)."""
+    lacks one (reconciled on every tick, so partitions can always be rebuilt).
+
+    With no cursor (a first start, a new instance, a reset sensor), "changed" means changed
+    since the run that last materialised *asset_key* for that user started: an empty cursor
+    is no reason to redo work that is already done (and mark everything downstream stale).
+    """
     since = datetime.fromisoformat(context.cursor) if context.cursor else None
     settings = clone.settings()
     changes, current = changed_users(settings, since, tables)
+    cursor = max(changes.values()).isoformat() if changes else context.cursor
+    if since is None and changes:
+        stale = _changed_since_materialised(context.instance, asset_key, changes)
+        if len(stale) < len(changes):
+            context.log.info(f"no cursor yet: {len(changes) - len(stale)} user(s) unchanged "
+                             f"since {asset_key.to_user_string()} was last materialised; "
+                             f"requesting runs for {len(stale)}")
+        changes = stale
     registered = set(context.instance.get_dynamic_partitions(users.name))
     if not current and registered:
         # Most likely a process started without CLONE_HOME / CLONE_DATABASE_URL: an empty
@@ -49,13 +68,30 @@ def _changed_users(context: dg.SensorEvaluationContext, clone: CloneSettings,
                             f"users while {len(registered)} partitions exist; check CLONE_HOME "
                             f"and CLONE_DATABASE_URL. Nothing changed.")
     missing = sorted(current - registered)
-    cursor = max(changes.values()).isoformat() if changes else context.cursor
     return dg.SensorResult(
         run_requests=[dg.RunRequest(partition_key=key, run_key=f"{key}@{ts.isoformat()}")
                       for key, ts in sorted(changes.items())],
         dynamic_partitions_requests=[users.build_add_request(missing)] if missing else [],
         cursor=cursor,
     )
+
+
+def _changed_since_materialised(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
+                                changes: dict[str, datetime]) -> dict[str, datetime]:
+    """The users whose latest change is later than the start of the run that last
+    materialised their partition of *asset_key* (or who have none). The run's start, not the
+    materialisation, because the run read the source rows after it started."""
+    stale = {}
+    for key, changed_at in changes.items():
+        latest = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[key]), limit=1).records
+        if latest:
+            run = instance.get_run_record_by_id(latest[0].run_id)
+            started = run.start_time if run and run.start_time else latest[0].timestamp
+            if changed_at.timestamp() <= started:
+                continue
+        stale[key] = changed_at
+    return stale
 
 
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,

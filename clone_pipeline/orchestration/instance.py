@@ -7,6 +7,7 @@ from pathlib import Path
 
 from clone_pipeline.db.session import migrate, psycopg2_url
 from clone_pipeline.files import atomic_path
+from clone_pipeline.services.pairing import check_pairing, record_pairing
 from clone_pipeline.settings import Settings
 
 POSTGRES_STORAGE = """
@@ -37,12 +38,14 @@ def write_dagster_yaml(settings: Settings, template: Path | None,
 
 
 def initialise(settings: Settings, template: Path | None = None) -> Path:
-    """Create folders, migrate the domain database, write the Dagster instance config and
-    create Dagster's storage."""
+    """Create folders, migrate the domain database, write the Dagster instance config, create
+    Dagster's storage and record the pair (refused if either side belongs to another)."""
+    check_pairing(settings)
     settings.ensure_dirs()
     migrate(settings.database_url)
     written = write_dagster_yaml(settings, template)
     prepare_dagster_storage(settings.dagster_home)
+    record_pairing(settings)
     return written
 
 

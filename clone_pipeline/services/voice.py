@@ -4,6 +4,8 @@ alignment and voice-conditioned examples; and the lookups training and speech ne
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +66,7 @@ def build_voice_profile(settings: Settings, external_id: str,
                      "warnings": analysis.warnings,
                      "artefact": relative_to_root(settings, artefact)},
             quality=quality)
+    prune_voice_files(settings, external_id)
     return ProfileOutcome(profile_id, analysis, artefact, plot)
 
 
@@ -126,7 +129,37 @@ def build_voice_alignment(settings: Settings, external_id: str,
             settings=result.record()["settings"], stages=stages,
             alignment_accuracy=result.figures["alignment_accuracy"],
             emotional_consistency=result.figures["emotional_consistency"])
+    prune_voice_files(settings, external_id)
     return IntegrationOutcome(integration_id, result, folder)
+
+
+_VOICE_ARTEFACT = re.compile(r"(?:profile|pitch|integration)-([0-9a-f-]{36})(?:\.json|\.png)?")
+
+
+def prune_voice_files(settings: Settings, external_id: str) -> list[Path]:
+    """Remove the user's profile files and integration folders that no current row uses,
+    so repeated voice runs do not pile up copies. Current: the newest profile and the
+    newest ready one (alignment and speech read it), the newest integration and the newest
+    passed one (training reads its examples). Older rows keep their figures. Returns the
+    paths removed."""
+    with session_scope(settings.database_url) as session:
+        user_id = users.user_id_of(session, external_id)
+        current = (voice.latest_profile(session, user_id),
+                   voice.latest_profile(session, user_id, VoiceProfileStatus.READY),
+                   voice.latest_integration(session, user_id),
+                   voice.latest_integration(session, user_id,
+                                            status=VoiceIntegrationStatus.PASSED))
+        keep = {str(row.id) for row in current if row is not None}
+    removed = []
+    for path in sorted(user_folder(settings, "voice", external_id).iterdir()):
+        match = _VOICE_ARTEFACT.fullmatch(path.name)
+        if match and match.group(1) not in keep:
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+            removed.append(path)
+    return removed
 
 
 def voice_training_file(settings: Settings, external_id: str, fmt: str

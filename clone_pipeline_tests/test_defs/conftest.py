@@ -11,6 +11,9 @@ def _point_env_at(settings, monkeypatch):
     monkeypatch.setenv("CLONE_HOME", str(settings.home))
     monkeypatch.setenv("CLONE_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("CLONE_MODELS_DIR", str(settings.models_dir))
+    # Its own instance folder: one inherited from the shell (make exports DAGSTER_HOME)
+    # belongs to another data root, and a command that opens both would rightly refuse.
+    monkeypatch.setenv("DAGSTER_HOME", str(settings.dagster_home))
     return settings
 
 

@@ -1,13 +1,14 @@
 """A real `dagster dev` (webserver + daemon) on loopback for end-to-end tests."""
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from clone_pipeline.orchestration.serve import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -49,8 +50,4 @@ def dagster_dev(tmp_path: Path, models_dir: Path, exports: list[Path]):
         try:
             yield env, port
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
+            stop_group(server)  # the code server and run workers too, not only dagster dev

@@ -25,9 +25,18 @@ TRAIN = {"max_steps": 40, "batch_size": 4, "context_length": 512, "learning_rate
          "save_steps": 2, "eval_steps": 20, "min_free_disk_gb": 0.1}
 
 
-def _training_children() -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["cmdline"])
-            if "clone_pipeline.training.pipes_main" in " ".join(p.info["cmdline"] or [])]
+def _training_children(home: str) -> list[psutil.Process]:
+    """This server's training processes (by their data root: other tests on the machine may
+    be training too)."""
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if ("clone_pipeline.training.pipes_main" in " ".join(p.info["cmdline"] or [])
+                    and p.environ().get("CLONE_HOME") == home):
+                found.append(p)
+        except psutil.Error:  # gone meanwhile, or not ours to read
+            continue
+    return found
 
 
 def _steps(db_url: str, dagster_run_id: str) -> list[int]:
@@ -63,7 +72,8 @@ def test_terminate_then_resume_through_dagster(tmp_path, models_dir, local_tiny)
         asked = time.monotonic()
         wait_for(lambda: instance.get_run_by_id(first).status == dg.DagsterRunStatus.CANCELED,
                  120, "the run to be cancelled")
-        wait_for(lambda: not _training_children(), 30, "the training process to exit")
+        wait_for(lambda: not _training_children(env["CLONE_HOME"]), 30,
+                 "the training process to exit")
         assert time.monotonic() - asked < 30 + 5  # stopped within the grace period
 
         with session_scope(db_url) as s:
@@ -71,6 +81,10 @@ def test_terminate_then_resume_through_dagster(tmp_path, models_dir, local_tiny)
                             .where(TrainingRun.dagster_run_id == first)).one()
             assert row.status == "cancelled"
             progress = json.loads((Path(row.checkpoint_path) / "progress.json").read_text())
+        # The cancelled run gave its gpu slot back as its step failed, not 300 s later through
+        # run monitoring (free_slots_after_run_end_seconds): a restart never waits for it.
+        gpu = instance.event_log_storage.get_concurrency_info("gpu")
+        assert gpu.claimed_slots == [] and first not in gpu.pending_run_ids
         stopped_at = progress["step"]
         done_before = _steps(db_url, first)
         assert 3 <= stopped_at < TRAIN["max_steps"] and stopped_at == done_before[-1]

@@ -8,6 +8,7 @@ import dagster as dg
 
 from clone_pipeline.db.session import migrate, session_scope
 from clone_pipeline.db.users import delete_user
+from clone_pipeline.defs.assets_data import collected_training_data
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.schedules import nightly_data_refresh
 from clone_pipeline.defs.sensors import user_data_changed, voice_recordings_changed
@@ -79,6 +80,31 @@ def test_sensor_never_removes_partitions_of_users_it_cannot_see(settings, instan
     assert after_delete.dynamic_partitions_requests == []
     assert set(instance.get_dynamic_partitions("users")) == {"margaret-ellis",
                                                              "walter-okafor"}
+
+
+def test_first_tick_redoes_no_work_already_materialised(sqlite_settings, instance, tmp_path):
+    """An empty cursor (the first `dagster dev` after `make demo`) requests runs only for
+    users whose material changed since their data was last materialised."""
+    import_export(PERSONAS_DIR / "margaret-ellis", sqlite_settings)
+    import_export(PERSONAS_DIR / "walter-okafor", sqlite_settings)
+    instance.add_dynamic_partitions("users", ["margaret-ellis"])
+    clone = CloneSettings(home=str(sqlite_settings.home),
+                          database_url=sqlite_settings.database_url)
+    assert dg.materialize([collected_training_data], partition_key="margaret-ellis",
+                          resources={"clone": clone}, instance=instance).success
+
+    first = _tick(instance, sqlite_settings, None)
+    assert [r.partition_key for r in first.run_requests] == ["walter-okafor"]  # never run
+
+    doc = json.loads((PERSONAS_DIR / "margaret-ellis" / "export.json").read_text())
+    doc["voice_recordings"] = []
+    doc["responses"][0]["answer"] += " And that was that."
+    changed_export = tmp_path / "margaret.json"
+    changed_export.write_text(json.dumps(doc))
+    import_export(changed_export, sqlite_settings)
+    again = _tick(instance, sqlite_settings, None)  # a reset cursor, after a real change
+    assert sorted(r.partition_key for r in again.run_requests) == ["margaret-ellis",
+                                                                   "walter-okafor"]
 
 
 def test_nightly_schedule_requests_every_user(instance):

@@ -3,6 +3,7 @@
 import json
 import re
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ import soundfile as sf
 from sqlalchemy import select
 
 from clone_pipeline.data.formats import FORMATS
+from clone_pipeline.db import users, voice
 from clone_pipeline.db.models import VoiceLlmIntegration, VoiceProfile
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.demo import PERSONAS_DIR
@@ -103,3 +105,37 @@ def test_readme_shows_the_profile_the_code_measures_for_margaret(sqlite_settings
     shown = re.search(r"Margaret's profile from `make demo`.*?```\n(.*?)\n```", readme,
                       re.DOTALL).group(1)
     assert shown == measured.summary()
+
+
+def test_repeated_voice_runs_keep_only_the_files_current_rows_use(sqlite_settings, tmp_path):
+    """Each run writes a new profile (and integration); the files of rows nothing reads any
+    more go, the newest ready profile and newest passed integration stay for speech and
+    training even when a newer run failed."""
+    folder = tmp_path / "export"
+    shutil.copytree(PERSONAS_DIR / "walter-okafor", folder)
+    for wav in (folder / "audio").iterdir():  # silence: a fast analysis, a failed profile
+        sf.write(str(wav), np.zeros(16000 * 4, np.float32), 16000)
+    import_export(folder, sqlite_settings)
+    first = build_voice_profile(sqlite_settings, "walter-okafor")
+    voice_dir = first.artefact.parent
+
+    ids = {name: uuid.uuid4() for name in ("ready", "passed", "failed_integration")}
+    with session_scope(sqlite_settings.database_url) as session:
+        user_id = users.user_id_of(session, "walter-okafor")
+        voice.add_profile(session, id=ids["ready"], user_id=user_id, status="ready")
+    with session_scope(sqlite_settings.database_url) as session:
+        voice.add_integration(session, id=ids["passed"], user_id=user_id, status="passed")
+    with session_scope(sqlite_settings.database_url) as session:
+        voice.add_integration(session, id=ids["failed_integration"], user_id=user_id,
+                              status="failed")
+    (voice_dir / f"profile-{ids['ready']}.json").write_text("{}")
+    (voice_dir / f"pitch-{ids['ready']}.png").write_bytes(b"png")
+    for name in ("passed", "failed_integration"):
+        (voice_dir / f"integration-{ids[name]}").mkdir()
+        (voice_dir / f"integration-{ids[name]}" / "chat.jsonl").write_text("")
+
+    second = build_voice_profile(sqlite_settings, "walter-okafor")
+    assert not first.artefact.exists()  # superseded by the second (failed) profile
+    assert sorted(p.name for p in voice_dir.iterdir()) == sorted([
+        second.artefact.name, f"profile-{ids['ready']}.json", f"pitch-{ids['ready']}.png",
+        f"integration-{ids['passed']}", f"integration-{ids['failed_integration']}"])
