@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -17,8 +18,32 @@ from clone_pipeline.settings import Settings, load_settings
 # Piped output (make demo, CI logs) gets a readable width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err_console = Console(stderr=True)
-# In-process runs log every Dagster event to the console; the UI keeps the full log.
+# In-process runs log every Dagster event to the console; the UI keeps the full log, so the
+# CLI shows none of it unless --verbose (see _quiet_libraries).
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+# Library chatter that interleaves the tables: deprecation notices, weight-loading bars,
+# advisory logs. Environment variables, so the training child process inherits them too;
+# set only where the user has not set them.
+QUIET_ENV = {
+    "PYTHONWARNINGS": "ignore::FutureWarning,ignore::DeprecationWarning",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # transformers' own bars follow this too
+    "TQDM_DISABLE": "1",
+    "TOKENIZERS_PARALLELISM": "false",  # its fork warning
+}
+
+
+def _quiet_libraries(verbose: bool) -> None:
+    """The one place that decides what besides our own tables reaches the terminal."""
+    if verbose:
+        QUIET_RUN["loggers"]["console"]["config"]["log_level"] = "DEBUG"
+        return
+    import warnings
+
+    for name, value in QUIET_ENV.items():
+        os.environ.setdefault(name, value)
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
 
 
 def _settings() -> Settings:
@@ -72,7 +97,9 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clone_pipeline")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True,
+              help="Also show Dagster's run log and the libraries' warnings and progress bars.")
+def main(verbose: bool) -> None:
     """Turn a person's written answers, stories, messages and recordings into a personal
     language model, orchestrated by Dagster.
 
@@ -80,6 +107,7 @@ def main() -> None:
     database, default SQLite under the data root), DAGSTER_HOME (Dagster instance, default
     CLONE_HOME/dagster) and DAGSTER_POSTGRES_URL (Dagster storage in PostgreSQL).
     """
+    _quiet_libraries(verbose)
 
 
 @main.command()
@@ -163,7 +191,8 @@ def _print_import(path: Path, summary) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def users(as_json: bool) -> None:
-    """List users with their material and the readiness of their latest dataset."""
+    """Where each user stands: material, data readiness, formatted dataset, adapter (version
+    and held-out perplexity), voice profile and deployment."""
     from clone_pipeline.services.users import overview
 
     settings = _settings()
@@ -172,7 +201,44 @@ def users(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    console.print(_readiness_table(rows))
+    console.print(_status_table(rows))
+
+
+def _status_table(rows: list[dict]) -> Table:
+    table = Table(title="Users (items: responses/stories/messages/recordings)",
+                  caption="formatted: dataset version, train/eval examples, formats; adapter: "
+                          "version, held-out perplexity of the adapter / its base (lower is "
+                          "better); deployment: serving is not built yet")
+    for col in ("user", "items r/s/m/v"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("data")
+    for col in ("formatted", "adapter", "voice profile", "deployment"):
+        table.add_column(col, no_wrap=True)
+    for r in rows:
+        items = "/".join(str(r[k]) for k in ("responses", "life_stories", "milestone_messages",
+                                             "voice_recordings"))
+        if r["ready"] is None:
+            data = "not collected"
+        elif r["ready"]:
+            data = f"[green]ready[/green] (v{r['dataset_version']})"
+        else:
+            why = "; ".join((r["readiness"] or {}).get("reasons", []))
+            data = f"[yellow]not ready yet[/yellow]: {escape(why)} (v{r['dataset_version']})"
+        f = r["formatted"]
+        formatted = f"v{f['dataset_version']}: {f['train']}/{f['eval']}, {f['formats']}" \
+            if f else "-"
+        m = r["model"]
+        if m is None:
+            adapter = "-"
+        elif m["adapter_perplexity"] is None:
+            adapter = f"v{m['version']}: not evaluated"
+        else:
+            adapter = f"v{m['version']}: {m['adapter_perplexity']:.1f} / {m['base_perplexity']:.1f}"
+        voice = r["voice_profile"]
+        table.add_row(r["external_id"], items, data, formatted, adapter,
+                      f"yes, {voice['created_at']:%Y-%m-%d}" if voice else "no",
+                      r["deployment"] or "none")
+    return table
 
 
 def _readiness_table(rows: list[dict], with_sizes: bool = False) -> Table:
@@ -254,13 +320,13 @@ def _print_outcome(external_id: str, outcome) -> None:
     if outcome.success:
         status = "[green]succeeded[/green]"
     elif outcome.failed_checks:
-        status = "[yellow]stopped by a blocking check[/yellow]"
+        status = "[yellow]stopped by a check[/yellow]"
     else:
         status = "[red]failed[/red]"
     console.print(f"{external_id}: run {outcome.run_id} {status}; materialised "
                   f"{', '.join(outcome.materialized) or 'nothing'}")
     for check, why in outcome.failed_checks.items():
-        console.print(f"  check {check} failed: {why}")
+        console.print(f"  {check}: {why}", markup=False, highlight=False)
     if outcome.error and not outcome.failed_checks:
         console.print(f"  error: {outcome.error}")
 
@@ -407,11 +473,14 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
         reply = speaker_embedding([resample(speech.audio, speech.sample_rate, ANALYSIS_RATE)])
         report["speaker_similarity"] = round(float(np.dot(reply, profile.speaker_embedding)), 3)
     console.print(f"wrote {out} ({report['duration_s']} s)")
-    console.print(f"pitch {report['f0_hz']} Hz (profile {report['target_f0_hz']} Hz, "
-                  f"error {report['pitch_error_pct']}%), rate {report['rate_syll_s']} syll/s "
-                  f"(profile {report['target_rate_syll_s']}, error "
-                  f"{report['rate_error_pct']}%), within tolerance: "
-                  f"{'yes' if speech.within_tolerance else 'no'}")
+    # The emotion moves the target away from the profile: label each figure for what it is.
+    console.print(f"pitch {report['f0_hz']} Hz (target for {emotion} {report['target_f0_hz']} "
+                  f"Hz, profile median {target.f0_median_hz:.1f} Hz; error "
+                  f"{report['pitch_error_pct']}%)")
+    console.print(f"rate {report['rate_syll_s']} syll/s (target for {emotion} "
+                  f"{report['target_rate_syll_s']}, profile "
+                  f"{target.speaking_rate_syll_s:.2f}; error {report['rate_error_pct']}%)")
+    console.print(f"within tolerance of the target: {'yes' if speech.within_tolerance else 'no'}")
     if "speaker_similarity" in report:
         console.print(f"speaker similarity to the recordings (Resemblyzer cosine): "
                       f"{report['speaker_similarity']} - timbre is eSpeak's, not theirs")

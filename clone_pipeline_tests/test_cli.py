@@ -1,6 +1,10 @@
 """The clone-pipeline command, run as a user would (a real subprocess for the main paths)."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -88,7 +92,14 @@ def test_speak_writes_a_matched_reply(cli_env, tmp_path):
     said = cli_env("speak", "walter-okafor", "Pull up a chair and I will tell you about it.",
                    "--emotion", "warm", "--out", str(out))
     assert said.returncode == 0, said.stderr
-    assert "within tolerance: yes" in said.stdout and "speaker similarity" in said.stdout
+    assert "within tolerance of the target: yes" in said.stdout
+    assert "speaker similarity" in said.stdout
+    # warm asks for 3% lower pitch and 6% slower speech than the profile: labelled apart
+    pitch = re.search(r"target for warm ([\d.]+) Hz, profile median ([\d.]+) Hz", said.stdout)
+    rate = re.search(r"target for warm ([\d.]+), profile ([\d.]+);", said.stdout)
+    assert pitch and rate, said.stdout
+    assert float(pitch[1]) == pytest.approx(0.97 * float(pitch[2]), abs=0.1)
+    assert float(rate[1]) == pytest.approx(0.94 * float(rate[2]), abs=0.01)
     audio, rate = sf.read(str(out))
     assert rate == 22050 and len(audio) / rate > 1.5
 
@@ -112,3 +123,45 @@ def test_reimporting_an_unchanged_export_says_unchanged(cli_env):
     again = cli_env("import", str(PERSONAS_DIR / "walter-okafor"))
     assert again.returncode == 0
     assert "walter-okafor (unchanged)" in again.stdout and "(updated)" not in again.stdout
+
+
+CHILD_NOISE = """
+import warnings
+from transformers.utils.logging import get_logger, tqdm
+warnings.warn("`is_gradient_checkpointing` is deprecated", FutureWarning)
+list(tqdm(range(20), desc="Loading weights"))
+get_logger("transformers.modeling_utils").warning("Some weights were not initialized")
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_quiet_output_reaches_the_training_child_unless_verbose(verbose, monkeypatch):
+    """The training child inherits the CLI's environment: library warnings, progress bars
+    and advisory logs stay out of the tables unless --verbose."""
+    from clone_pipeline.cli import QUIET_ENV, QUIET_RUN
+
+    for name in QUIET_ENV:  # also undoes, after the test, what the CLI sets in this process
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(QUIET_RUN["loggers"]["console"]["config"], "log_level", "CRITICAL")
+    assert CliRunner().invoke(main, [*(["--verbose"] if verbose else []), "gpu"]).exit_code == 0
+    child = subprocess.run([sys.executable, "-c", CHILD_NOISE], env=dict(os.environ),
+                           capture_output=True, text=True, timeout=120)
+    assert child.returncode == 0, child.stderr
+    noise = ("FutureWarning", "Loading weights", "Some weights")
+    if verbose:
+        assert all(n in child.stderr for n in noise), child.stderr
+        assert QUIET_RUN["loggers"]["console"]["config"]["log_level"] == "DEBUG"
+    else:
+        assert not any(n in child.stderr for n in noise), child.stderr
+
+
+def test_run_prints_the_outcome_without_dagster_logs_unless_verbose(cli_env):
+    assert cli_env("import", str(PERSONAS_DIR / "rosa-delgado")).returncode == 0
+    quiet = cli_env("run", "rosa-delgado")
+    assert quiet.returncode == 1  # the job did not build everything it was asked for
+    assert "readiness: not ready yet: 3 question categories covered" in quiet.stdout
+    assert "DEBUG -" not in quiet.stdout + quiet.stderr
+    assert "DagsterAssetCheckFailedError" not in quiet.stdout + quiet.stderr
+    verbose = cli_env("--verbose", "run", "rosa-delgado")
+    assert "DEBUG - data_only" in verbose.stdout + verbose.stderr
+    assert "STEP_SKIPPED" in verbose.stdout + verbose.stderr  # formatting, not failed

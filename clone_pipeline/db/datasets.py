@@ -47,7 +47,8 @@ def latest_formatted(session: Session, dataset_id: uuid.UUID,
 
 
 def latest_formatted_summary(session: Session, user_id: uuid.UUID) -> dict[str, int] | None:
-    """Train/eval example counts and number of formats of the user's latest formatting run."""
+    """Train/eval example counts, number of formats and dataset version of the user's latest
+    formatting run."""
     latest = session.scalar(select(FormattedTrainingData)
                             .where(FormattedTrainingData.user_id == user_id)
                             .order_by(FormattedTrainingData.created_at.desc()).limit(1))
@@ -56,4 +57,6 @@ def latest_formatted_summary(session: Session, user_id: uuid.UUID) -> dict[str, 
     formats = session.scalar(select(func.count()).select_from(FormattedTrainingData).where(
         FormattedTrainingData.dataset_id == latest.dataset_id,
         FormattedTrainingData.dagster_run_id == latest.dagster_run_id))
-    return {"train": latest.train_count, "eval": latest.eval_count, "formats": formats}
+    dataset = session.get(TrainingDataset, latest.dataset_id)
+    return {"train": latest.train_count, "eval": latest.eval_count, "formats": formats,
+            "dataset_version": dataset.version}

@@ -12,6 +12,10 @@ from clone_pipeline.settings import Settings
 
 @dataclass
 class RunOutcome:
+    """What a run did for one user. *success* means every asset the job asked for was
+    built: a run that a failed check stopped (a user not ready yet, say) is not a success
+    even when Dagster records the run itself as succeeded."""
+
     run_id: str
     success: bool
     materialized: list[str] = field(default_factory=list)
@@ -44,7 +48,7 @@ def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: s
         failures = [e for e in result.all_events if e.is_step_failure]
         error = _root_cause(failures[0].step_failure_data.error) if failures else "run failed"
     return RunOutcome(
-        run_id=result.run_id, success=result.success,
+        run_id=result.run_id, success=result.success and not failed,
         materialized=sorted({e.asset_key.to_user_string()
                              for e in result.get_asset_materialization_events()
                              if e.asset_key}),

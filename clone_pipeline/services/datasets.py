@@ -25,6 +25,14 @@ class NotReadyError(RuntimeError):
     """The user's latest dataset does not pass the readiness gate."""
 
 
+def readiness_verdict(external_id: str, ready: bool, reasons: list[str]) -> str:
+    """How readiness reads wherever a person sees it (the check, the run log, the CLI): a
+    user who is not ready yet is a state with a reason, not an error."""
+    if ready:
+        return f"ready: all thresholds met (user {external_id})"
+    return f"not ready yet: {'; '.join(reasons) or 'readiness not met'} (user {external_id})"
+
+
 @dataclass
 class CollectedDataset:
     dataset_id: uuid.UUID
@@ -112,12 +120,11 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
             user.display_name, user.persona or {}, user.birth_year, template_style,
             Redactor(_collected_with(dataset).pii_policy(user.display_name)))
     if dataset is None:
-        raise NotReadyError(f"{external_id}: no collected dataset yet; materialise "
-                            f"collected_training_data first")
+        raise NotReadyError(readiness_verdict(external_id, False, [
+            "no collected dataset yet; materialise collected_training_data first"]))
     if not dataset.ready:
-        reasons = "; ".join(dataset.readiness.get("reasons", []))
-        raise NotReadyError(f"{external_id}: dataset v{dataset.version} is not ready "
-                            f"for training ({reasons})")
+        raise NotReadyError(readiness_verdict(external_id, False,
+                                              dataset.readiness.get("reasons", [])))
     examples = [Example.from_dict(r) for r in read_jsonl(settings.home / dataset.path)]
     formatted = format_examples(examples, system, tokenizer, options)
     folder = (user_folder(settings, "datasets", external_id) / "formatted"

@@ -5,28 +5,43 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from clone_pipeline.db import datasets, users
+from clone_pipeline.db import datasets, training, users, voice
 from clone_pipeline.db.session import reclaim_deleted_rows, session_scope
+from clone_pipeline.db.statuses import VoiceProfileStatus
 from clone_pipeline.files import user_folders
 from clone_pipeline.settings import Settings
 
 
 def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str, Any]]:
-    """Every user (or those in *only*) with item counts and their latest dataset's
-    readiness and formatted sizes."""
+    """Where every user (or those in *only*) stands, read in one short transaction: item
+    counts; their latest dataset's readiness and quality; their latest formatting (train /
+    eval examples, formats); their latest model version with its held-out perplexity (None
+    before evaluation); their latest usable voice profile; deployment (None: serving is
+    not built yet)."""
     out = []
     with session_scope(settings.database_url) as session:
         for user in users.all_users(session):
             if only is not None and user.external_id not in only:
                 continue
             dataset = datasets.latest_dataset(session, user.id)
+            model = training.latest_version(session, user.id)
+            evaluation = (model.metrics or {}).get("evaluation", {}) if model else {}
+            profile = voice.latest_profile(session, user.id, VoiceProfileStatus.READY)
             out.append({"external_id": user.external_id, "display_name": user.display_name,
                         **users.item_counts(session, user.id),
                         "dataset_version": dataset.version if dataset else None,
                         "ready": dataset.ready if dataset else None,
                         "quality": dataset.quality_metrics if dataset else None,
                         "readiness": dataset.readiness if dataset else None,
-                        "formatted": datasets.latest_formatted_summary(session, user.id)})
+                        "formatted": datasets.latest_formatted_summary(session, user.id),
+                        "model": {"version": model.version, "status": model.status,
+                                  "base_model": model.base_model,
+                                  "adapter_perplexity": evaluation.get("adapter_perplexity"),
+                                  "base_perplexity": evaluation.get("base_perplexity"),
+                                  "created_at": model.created_at} if model else None,
+                        "voice_profile": {"created_at": profile.created_at} if profile
+                        else None,
+                        "deployment": None})
     return out
 
 

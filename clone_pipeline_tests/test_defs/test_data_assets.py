@@ -6,6 +6,7 @@ from sqlalchemy import select
 from clone_pipeline.db.models import FormattedTrainingData, TrainingDataset
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.definitions import defs
+from clone_pipeline.defs.partitions import users
 from clone_pipeline.orchestration.launch import run_job_for_user
 
 COLLECTED = dg.AssetKey("collected_training_data")
@@ -18,7 +19,11 @@ def test_definitions_load_and_everything_is_partitioned_per_user():
     for key in (COLLECTED, FORMATTED):
         assert graph.get(key).partitions_def.name == "users"
     checks = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys}
-    assert checks["readiness"].blocking and checks["schema"].blocking
+    assert checks["schema"].blocking
+    # Readiness gates by withholding the output (downstream skipped, not failed), and both
+    # checks keep their results per user.
+    assert not checks["readiness"].blocking
+    assert checks["readiness"].partitions_def == checks["schema"].partitions_def == users
 
 
 def test_two_users_ready_one_blocked(env_settings, instance, import_persona):
@@ -32,8 +37,8 @@ def test_two_users_ready_one_blocked(env_settings, instance, import_persona):
     assert not ready.failed_checks
     assert not blocked.success
     assert blocked.materialized == ["collected_training_data"]  # downstream never ran
-    assert blocked.failed_checks == {
-        "readiness": "3 question categories covered; at least 5 needed"}
+    assert blocked.failed_checks == {"readiness": "not ready yet: 3 question categories "
+                                                  "covered; at least 5 needed (user rosa-delgado)"}
     assert set(instance.get_dynamic_partitions("users")) == {"margaret-ellis", "rosa-delgado"}
 
     # Materialisations are per partition, with the metadata the UI shows.
@@ -101,4 +106,4 @@ def test_user_with_no_material_is_stopped_with_a_reason(env_settings, instance, 
     import_export(export, env_settings)
     outcome = run_job_for_user(instance, "data_only", "quiet-one")
     assert not outcome.success and outcome.materialized == ["collected_training_data"]
-    assert outcome.failed_checks["readiness"].startswith("no material imported")
+    assert outcome.failed_checks["readiness"].startswith("not ready yet: no material imported")
