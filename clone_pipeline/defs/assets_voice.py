@@ -4,7 +4,7 @@ import dagster as dg
 
 from clone_pipeline.defs.config import VoiceIntegrationConfig
 from clone_pipeline.defs.metadata import inline_png, table
-from clone_pipeline.defs.partitions import users
+from clone_pipeline.defs.partitions import per_user_check, users
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.services.voice import build_voice_alignment, build_voice_profile
 from clone_pipeline.voice.integration import THRESHOLDS
@@ -15,7 +15,7 @@ from clone_pipeline.voice.quality import QUALITY_BAR
     partitions_def=users,
     group_name="voice",
     kinds={"python", "sql"},
-    check_specs=[dg.AssetCheckSpec(
+    check_specs=[per_user_check(
         "audio_quality", asset="voice_profile", blocking=True,
         description=f"At least one recording decodes, is not silent, clipped or too short, "
                     f"matches its transcript and scores {QUALITY_BAR:.0f}% or more.")],
@@ -71,8 +71,9 @@ def voice_profile(context: dg.AssetExecutionContext, clone: CloneSettings) -> dg
         metadata=metadata,
         check_results=[dg.AssetCheckResult(
             check_name="audio_quality", passed=passed, severity=dg.AssetCheckSeverity.ERROR,
-            description=description[:1000],
-            metadata={"usable": len(analysis.usable), "recordings": len(analysis.passages),
+            description=f"{description[:900]} (user {context.partition_key})",
+            metadata={"user": context.partition_key, "usable": len(analysis.usable),
+                      "recordings": len(analysis.passages),
                       "warnings": "; ".join(analysis.warnings) or "none"})],
     )
 
@@ -82,7 +83,7 @@ def voice_profile(context: dg.AssetExecutionContext, clone: CloneSettings) -> dg
     group_name="voice",
     kinds={"python", "sql"},
     deps=[voice_profile],
-    check_specs=[dg.AssetCheckSpec(
+    check_specs=[per_user_check(
         "integration_valid", asset="voice_alignment", blocking=True,
         description="Alignment accuracy, emotional consistency, profile completeness and "
                     "recording quality meet their thresholds: " +
@@ -116,6 +117,8 @@ def voice_alignment(context: dg.AssetExecutionContext, config: VoiceIntegrationC
         check_results=[dg.AssetCheckResult(
             check_name="integration_valid", passed=result.passed,
             severity=dg.AssetCheckSeverity.ERROR,
-            description="all thresholds met" if result.passed else "; ".join(result.reasons),
-            metadata={k: v for k, v in result.figures.items() if v is not None})],
+            description=("all thresholds met" if result.passed else "; ".join(result.reasons))
+            + f" (user {context.partition_key})",
+            metadata={"user": context.partition_key,
+                      **{k: v for k, v in result.figures.items() if v is not None}})],
     )

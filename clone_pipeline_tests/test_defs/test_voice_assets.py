@@ -54,6 +54,17 @@ def test_voice_assets_for_two_users(env_settings, instance, import_persona):
         assert {i.settings["voice_weight"] for i in integrations} == {0.8}
         assert all(i.status == "passed" for i in integrations)
 
+    # Both voice checks keep one history per user, each result naming its user.
+    for key in (dg.AssetCheckKey(PROFILE, "audio_quality"),
+                dg.AssetCheckKey(ALIGNMENT, "integration_valid")):
+        history = {rec.partition: rec.event.dagster_event.event_specific_data
+                   for rec in instance.event_log_storage.get_asset_check_execution_history(
+                       key, limit=10)}
+        assert set(history) == {"margaret-ellis", "walter-okafor"}
+        for user, result in history.items():
+            assert result.passed and result.metadata["user"].value == user
+            assert result.description.endswith(f"(user {user})")
+
 
 def test_unusable_audio_fails_the_blocking_check_with_reasons(sqlite_env_settings, instance,
                                                               tmp_path):
