@@ -243,8 +243,8 @@ def _print_trained(settings: Settings, run_id: str) -> None:
 
     for v in trained_in_run(settings, run_id):
         if v.adapter_perplexity is None:
-            console.print(f"  trained v{v.version}; not evaluated yet (run complete_workflow "
-                          f"or materialise model_evaluation)")
+            console.print(f"  trained v{v.version}; not evaluated, so not promoted: "
+                          f"materialise model_evaluation for it (complete_workflow does both)")
             continue
         console.print(f"  trained v{v.version}: held-out perplexity {v.adapter_perplexity} "
                       f"(base {v.base_perplexity}; lower is better), persona similarity "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from clone_pipeline.data.store import read_jsonl
 from clone_pipeline.db import training, users
@@ -97,8 +98,8 @@ def decide_promotion(settings: Settings, version_id: uuid.UUID) -> Verdict:
         standing = None if current is None else Standing(
             current.version, current.base_model,
             current.metrics.get("heldout_perplexity", {}).get(evaluation["heldout"]))
-        verdict = judge(candidate, standing,
-                        reevaluated and current.id == current_adapter[0])
+        verdict = judge(candidate, standing, reevaluated and standing is not None
+                        and current.id == current_adapter[0])
         if verdict.promote:
             training.promote(session, row.id, f"auto: {verdict.note}")
         else:
@@ -110,10 +111,13 @@ def _measure_on_heldout(settings: Settings, version_id: uuid.UUID, adapter_path:
                         base_model: str, evaluation: dict) -> None:
     """Evaluate adapter *adapter_path* (of version *version_id*) on the held-out questions
     *evaluation* scored, and record the figure on that version."""
-    records = list(read_jsonl(settings.home / evaluation["heldout_file"]))
+    path = settings.home / evaluation["heldout_file"]
+    if not (path.is_file() and Path(adapter_path).is_dir()):
+        return  # nothing to measure with; judge() then keeps the current version, saying why
+    records = list(read_jsonl(path))
     key = heldout_key(records, evaluation["format"], evaluation["context_length"])
     if key != evaluation["heldout"]:
-        return  # the file changed since; judge() then keeps the current version, saying why
+        return  # the file changed since (judged as above)
     perplexity = adapter_perplexity(base_model, adapter_path, settings.models_dir, records,
                                     evaluation["format"], evaluation["context_length"])
     with session_scope(settings.database_url) as session:

@@ -113,3 +113,9 @@ def test_a_worse_second_version_stays_out_until_promoted_by_hand(sqlite_env_sett
     runs = cli_env.invoke(main, ["runs", USER])
     print(runs.output)
     assert runs.output.count("complete_workflow") == 2 and "model_evaluation" in runs.output
+
+
+@pytest.mark.parametrize("command", ["models", "promote", "runs"])
+def test_new_commands_have_help(command):
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Usage:" in result.output
