@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 from rich import box
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -548,7 +547,7 @@ def models(external_id: str) -> None:
     table = Table(title=f"Model versions of {external_id} (perplexity: lower is better; "
                         f"similarity: higher is better)")
     for col in ("version", "current", "created", "base model", "held-out perplexity (base)",
-                "persona similarity (control)", "why promoted, or not"):
+                "persona similarity (control)"):
         table.add_column(col)
     for v in versions:
         def show(value, other):
@@ -557,9 +556,12 @@ def models(external_id: str) -> None:
         table.add_row(f"v{v.version}", "[green]current[/green]" if v.current else "",
                       f"{v.created_at:%Y-%m-%d %H:%M}", v.base_model,
                       show(v.adapter_perplexity, v.base_perplexity),
-                      show(v.persona_similarity, v.control_similarity),
-                      escape(v.note or "not evaluated"))
+                      show(v.persona_similarity, v.control_similarity))
     console.print(table)
+    console.print("Why each was promoted, or not:")
+    for v in versions:
+        console.print(f"  v{v.version}: {v.note or 'not evaluated'}", markup=False,
+                      soft_wrap=True)
 
 
 @main.command()
@@ -593,15 +595,14 @@ def runs_cmd(external_id: str | None, limit: int) -> None:
     _ensure_ready(_settings())
     found = recent_runs(_instance(), external_id, limit)
     table = Table(title=f"Recent runs{f' of {external_id}' if external_id else ''}",
-                  box=box.SIMPLE_HEAD)
+                  box=box.SIMPLE_HEAD, pad_edge=False)
     columns = ["run id", "job", *([] if external_id else ["user"]), "status", "started",
                "ended", "materialised"]
     for col in columns:
-        table.add_column(col, no_wrap=col != "materialised",
-                         min_width=24 if col == "materialised" else None)
+        table.add_column(col, no_wrap=col != "materialised", overflow="fold")
     for r in found:
         table.add_row(r.run_id, r.job, *([] if external_id else [r.user or "-"]), r.status,
-                      f"{r.started:%m-%d %H:%M:%S}" if r.started else "-",
+                      f"{r.started:%m-%d %H:%M}" if r.started else "-",
                       f"{r.ended:%H:%M:%S}" if r.ended else "-",
                       ", ".join(r.materialized) or "nothing")
     console.print(table if found else "no runs recorded yet")
