@@ -69,7 +69,7 @@ def _config(tmp_path, name, train, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # two trainings and three evaluations on CPU
+@pytest.mark.timeout(2400)  # local-tiny on first use, two trainings, three evaluations
 def test_a_worse_second_version_stays_out_until_promoted_by_hand(sqlite_env_settings,
                                                                  cli_env, tmp_path):
     import_export(PERSONAS_DIR / USER, sqlite_env_settings)
