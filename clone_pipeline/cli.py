@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -292,9 +293,14 @@ def remove_user(external_id: str, yes: bool) -> None:
               help="Dagster job to run: data_only, complete_workflow, voice_integration, "
                    "train_cpu_demo, train_rtx5090 or train_h100.")
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path),
-              help="Run config (YAML or JSON) for the job, as in the Launchpad.")
+              help="Run config (YAML or JSON) for the job, as in the Launchpad; examples for "
+                   "each training preset are in examples/run_config/.")
 def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> None:
-    """Materialise users' assets through Dagster (recorded in the instance, shown in the UI)."""
+    """Materialise users' assets through Dagster (recorded in the instance, shown in the UI).
+
+    Prints each run's id as it starts (follow it with `clone-pipeline progress ID`), and the
+    evaluation figures and promotion verdict of any model it trained.
+    """
     import yaml
 
     from clone_pipeline.definitions import JOB_NAMES
@@ -308,12 +314,35 @@ def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> No
     instance = _instance()
     ok = True
     for external_id in external_ids:
+        def started(run_id: str, user: str = external_id) -> None:
+            console.print(f"{user}: run {run_id} started ({job}); follow it with "
+                          f"clone-pipeline progress {run_id}", soft_wrap=True)
+
         with console.status(f"running {job} for {external_id}"):
             outcome = run_job_for_user(instance, job, external_id,
-                                       {**QUIET_RUN, **run_config}, settings=settings)
+                                       {**QUIET_RUN, **run_config}, settings=settings,
+                                       on_start=started)
         _print_outcome(external_id, outcome)
+        _print_trained(settings, outcome.run_id)
         ok &= outcome.success
     sys.exit(0 if ok else 1)
+
+
+def _print_trained(settings: Settings, run_id: str) -> None:
+    """The figures and verdict of each model version the run trained."""
+    from clone_pipeline.services.model_versions import trained_in_run
+
+    for v in trained_in_run(settings, run_id):
+        if v.adapter_perplexity is None:
+            console.print(f"  trained v{v.version}; not evaluated, so not promoted: "
+                          f"materialise model_evaluation for it (complete_workflow does both)")
+            continue
+        console.print(f"  trained v{v.version}: held-out perplexity {v.adapter_perplexity} "
+                      f"(base {v.base_perplexity}; lower is better), persona similarity "
+                      f"{v.persona_similarity} (control {v.control_similarity}; higher is "
+                      f"better)", soft_wrap=True)
+        console.print(f"  {'current' if v.current else 'not current'}: {v.note}",
+                      soft_wrap=True, markup=False)
 
 
 def _print_outcome(external_id: str, outcome) -> None:
@@ -520,10 +549,7 @@ def progress(run_id: str, detailed: bool, follow: bool) -> None:
 
     settings = _settings()
     _ensure_ready(settings)
-    run = runs.find_run(settings, run_id)
-    if run is None:
-        err_console.print(f"no training run {run_id!r}")
-        sys.exit(1)
+    run = runs.find_run(settings, run_id) or _wait_for_training(settings, run_id, follow)
     history: list[dict] = []
     with Progress(TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(),
@@ -544,6 +570,31 @@ def progress(run_id: str, detailed: bool, follow: bool) -> None:
         console.print(f"error: {run['error']}")
     if detailed and history:
         console.print(_history_table(history))
+
+
+def _wait_for_training(settings: Settings, run_id: str, follow: bool) -> dict:
+    """The training run a Dagster run starts, once its training step begins: a run printed
+    by `run` may still be preparing data, or queued."""
+    import time
+
+    from clone_pipeline.orchestration.runs import run_status
+    from clone_pipeline.services import training as runs
+
+    status = run_status(_instance(), run_id)
+    with console.status(f"Dagster run {run_id} is {status}; waiting for its training step"):
+        while status is not None and follow:
+            found = runs.find_run(settings, run_id)
+            if found is not None:
+                return found
+            if status in ("SUCCESS", "FAILURE", "CANCELED"):
+                break
+            time.sleep(2)
+            status = run_status(_instance(), run_id)
+    if status is None:
+        raise click.ClickException(f"no training run or Dagster run {run_id!r} (clone-pipeline "
+                                   f"runs lists recent runs)")
+    raise click.ClickException(f"Dagster run {run_id} is {status} and has no training step "
+                               f"{'yet' if not follow else ''}".strip())
 
 
 def _figures(m: dict) -> str:
@@ -574,6 +625,83 @@ def _history_table(history: list[dict]) -> Table:
             m["tokens_per_second"], m["gpu_utilization"], m["vram_used_mb"],
             m["gpu_temperature_c"])))
     return table
+
+
+@main.command()
+@click.argument("external_id")
+def models(external_id: str) -> None:
+    """A user's model versions with their held-out figures; the current one is marked."""
+    from clone_pipeline.services.model_versions import list_versions
+
+    settings = _settings()
+    _ensure_ready(settings)
+    versions = list_versions(settings, external_id)
+    if not versions:
+        console.print(f"{external_id} has no model versions yet (clone-pipeline run "
+                      f"{external_id} --job complete_workflow)")
+        return
+    table = Table(title=f"Model versions of {external_id} (perplexity: lower is better; "
+                        f"similarity: higher is better)")
+    for col in ("version", "current", "created", "base model", "held-out perplexity (base)",
+                "persona similarity (control)"):
+        table.add_column(col)
+    for v in versions:
+        def show(value, other):
+            return "-" if value is None else f"{value} ({other})"
+
+        table.add_row(f"v{v.version}", "[green]current[/green]" if v.current else "",
+                      f"{v.created_at:%Y-%m-%d %H:%M}", v.base_model,
+                      show(v.adapter_perplexity, v.base_perplexity),
+                      show(v.persona_similarity, v.control_similarity))
+    console.print(table)
+    console.print("Why each was promoted, or not:")
+    for v in versions:
+        console.print(f"  v{v.version}: {v.note or 'not evaluated'}", markup=False,
+                      soft_wrap=True)
+
+
+@main.command()
+@click.argument("external_id")
+@click.argument("version")
+def promote(external_id: str, version: str) -> None:
+    """Make VERSION (3 or v3) the user's current model version, e.g. to roll back."""
+    from clone_pipeline.services.model_versions import UnknownVersionError
+    from clone_pipeline.services.model_versions import promote as promote_version
+
+    number = version.lower().removeprefix("v")
+    if not number.isdigit():
+        raise click.ClickException(f"VERSION must be a number such as 3 or v3, not "
+                                   f"{version!r}")
+    settings = _settings()
+    _ensure_ready(settings)
+    try:
+        note = promote_version(settings, external_id, int(number))
+    except UnknownVersionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    console.print(f"{external_id}: v{int(number)} is current ({note})", markup=False)
+
+
+@main.command(name="runs")
+@click.argument("external_id", required=False)
+@click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
+def runs_cmd(external_id: str | None, limit: int) -> None:
+    """Recent Dagster runs (of one user, if given): status, times and what they made."""
+    from clone_pipeline.orchestration.runs import recent_runs
+
+    _ensure_ready(_settings())
+    found = recent_runs(_instance(), external_id, limit)
+    table = Table(title=f"Recent runs{f' of {external_id}' if external_id else ''}",
+                  box=box.SIMPLE_HEAD, pad_edge=False)
+    columns = ["run id", "job", *([] if external_id else ["user"]), "status", "started",
+               "ended", "materialised"]
+    for col in columns:
+        table.add_column(col, no_wrap=col != "materialised", overflow="fold")
+    for r in found:
+        table.add_row(r.run_id, r.job, *([] if external_id else [r.user or "-"]), r.status,
+                      f"{r.started:%m-%d %H:%M}" if r.started else "-",
+                      f"{r.ended:%H:%M:%S}" if r.ended else "-",
+                      ", ".join(r.materialized) or "nothing")
+    console.print(table if found else "no runs recorded yet")
 
 
 @main.command()

@@ -276,7 +276,12 @@ class ModelVersion(_PipelineRow, Base):
     adapter_sha256: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = _status(ModelVersionStatus.TRAINED)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    __table_args__ = (Index("ix_model_versions_user_created", "user_id", "created_at"),)
+    # The user's current version is the one promoted last (migration 0003); the note says
+    # why this version was promoted, or why it was not.
+    promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    promotion_note: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_model_versions_user_created", "user_id", "created_at"),
+                      Index("ix_model_versions_user_promoted", "user_id", "promoted_at"))
 
 
 class VoiceProfile(_PipelineRow, Base):

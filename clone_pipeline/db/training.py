@@ -108,5 +108,53 @@ def store_evaluation(session: Session, version_id: uuid.UUID,
     row = session.get(ModelVersion, version_id)
     row.metrics = {**row.metrics, "evaluation": evaluation}
     row.status = ModelVersionStatus.EVALUATED
-    session.flush()
+    store_heldout_perplexity(session, version_id, evaluation["heldout"],
+                             evaluation["adapter_perplexity"])
     return row
+
+
+def store_heldout_perplexity(session: Session, version_id: uuid.UUID, heldout: str,
+                             perplexity: float) -> None:
+    """Record the version's answer perplexity on the held-out set *heldout* (its key), so a
+    later candidate evaluated on the same questions is compared without re-evaluating."""
+    row = session.get(ModelVersion, version_id)
+    row.metrics = {**row.metrics, "heldout_perplexity": {
+        **row.metrics.get("heldout_perplexity", {}), heldout: perplexity}}
+    session.flush()
+
+
+def versions_of(session: Session, user_id: uuid.UUID) -> list[ModelVersion]:
+    return list(session.scalars(select(ModelVersion).where(ModelVersion.user_id == user_id)
+                                .order_by(ModelVersion.version)))
+
+
+def version_number(session: Session, user_id: uuid.UUID, number: int) -> ModelVersion | None:
+    return session.scalar(select(ModelVersion).where(ModelVersion.user_id == user_id,
+                                                     ModelVersion.version == number))
+
+
+def versions_trained_in(session: Session, dagster_run_id: str) -> list[ModelVersion]:
+    return list(session.scalars(select(ModelVersion)
+                                .where(ModelVersion.dagster_run_id == dagster_run_id)
+                                .order_by(ModelVersion.version)))
+
+
+def current_version(session: Session, user_id: uuid.UUID) -> ModelVersion | None:
+    """The user's current version: the one promoted last (None before any promotion)."""
+    return session.scalar(select(ModelVersion)
+                          .where(ModelVersion.user_id == user_id,
+                                 ModelVersion.promoted_at.is_not(None))
+                          .order_by(ModelVersion.promoted_at.desc()).limit(1))
+
+
+def promote(session: Session, version_id: uuid.UUID, note: str) -> None:
+    """Make *version_id* its user's current version, saying why."""
+    row = session.get(ModelVersion, version_id)
+    row.promoted_at, row.promotion_note = utcnow(), note
+    session.flush()
+
+
+def note_kept(session: Session, version_id: uuid.UUID, note: str) -> None:
+    """Record why *version_id* was not promoted."""
+    session.get(ModelVersion, version_id).promotion_note = note
+    session.flush()

@@ -29,6 +29,10 @@ def user_id_of(session: Session, external_id: str) -> uuid.UUID:
     return get_user(session, external_id).id
 
 
+def external_id_of(session: Session, user_id: uuid.UUID) -> str:
+    return session.get(User, user_id).external_id
+
+
 def all_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.external_id)))
 

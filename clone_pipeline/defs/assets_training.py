@@ -14,15 +14,15 @@ import dagster as dg
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
 from clone_pipeline.defs.assets_voice import voice_alignment
-from clone_pipeline.defs.metadata import inline_png
+from clone_pipeline.defs.metadata import inline_svg
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunConfig
-from clone_pipeline.services import evaluation
+from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
 from clone_pipeline.training.pipes_main import METRICS_MESSAGE
-from clone_pipeline.training.plots import loss_curve_png
+from clone_pipeline.training.plots import loss_curve_png, loss_curve_svg
 from clone_pipeline.training.summary import TrainingSummary
 
 # Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
@@ -88,9 +88,19 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
         "train_seconds": summary.train_seconds,
         "precision": summary.precision,
         "hardware_profile": summary.hardware_profile,
-        "loss_curve": inline_png(plot, "loss curve"),
+        "loss_curve": inline_svg(loss_curve_svg(history), _loss_caption(history)),
         "loss_curve_path": dg.MetadataValue.path(str(plot)),
     })
+
+
+def _loss_caption(history: list[dict]) -> str:
+    train = [m["loss"] for m in history if m.get("loss") is not None]
+    held_out = [m["eval_loss"] for m in history if m.get("eval_loss") is not None]
+    parts = [f"train (blue) {train[0]:.3f} to {train[-1]:.3f}"] if train else []
+    if held_out:
+        parts.append(f"held-out (orange) best {min(held_out):.3f}")
+    return (f"Loss per optimizer step, nats per answer token (lower is better): "
+            f"{', '.join(parts) or 'no steps reported'}. Full-size plot: loss_curve_path.")
 
 
 def _voice_examples(context, settings, train_config) -> dict:
@@ -193,6 +203,11 @@ def _latest_partition_materialization(context, key):
     return records.records[0].asset_materialization if records.records else None
 
 
+DIRECTION = ("perplexity and style distance: lower is better; persona similarity and "
+             "coherence: higher is better; the control_ figures are the same against the "
+             "neutral control, which the adapter should be further from than from the person")
+
+
 @dg.asset(
     partitions_def=users,
     group_name="training",
@@ -206,7 +221,9 @@ def _latest_partition_materialization(context, key):
                     "deployment waits for this.")],
     description="The adapter that trained_adapter produced, judged on held-out questions: "
                 "perplexity against its base (lower is better), persona similarity and "
-                "style against a neutral control, coherence, samples.",
+                "style against a neutral control, coherence, samples; promoted to the "
+                "user's current version only when it beats the current one on the same "
+                "held-out questions.",
 )
 def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig,
                      clone: CloneSettings) -> dg.MaterializeResult:
@@ -214,10 +231,15 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
     evaluated = evaluation.evaluate_version(settings, trained_version_id(context),
                                             config.control)
     report = evaluated.report
+    verdict = model_versions.decide_promotion(settings, evaluated.id)
     context.log.info(f"{context.partition_key} v{evaluated.version}: perplexity "
-                     f"{report.base_perplexity} -> {report.adapter_perplexity}")
+                     f"{report.base_perplexity} -> {report.adapter_perplexity}; "
+                     f"{verdict.note}")
     return dg.MaterializeResult(
         metadata={
+            "verdict": verdict.note,
+            "promoted": verdict.promote,
+            "direction": DIRECTION,
             "model_version_id": str(evaluated.id),
             "model_version": evaluated.version,
             "base_perplexity": report.base_perplexity,

@@ -1,5 +1,7 @@
 """Launch a job for one user through Dagster and summarise the outcome."""
 
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +28,13 @@ class RunOutcome:
 def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: str,
                      run_config: dict[str, Any] | None = None,
                      tags: dict[str, str] | None = None,
-                     settings: Settings | None = None) -> RunOutcome:
+                     settings: Settings | None = None,
+                     on_start: Callable[[str], None] | None = None) -> RunOutcome:
     """Register *external_id* as a partition and execute *job_name* for it in this process.
 
     The run, its events and lineage are recorded in *instance* (visible in the UI). With
     *settings*, an unknown user is refused before a partition or a run is created.
+    *on_start* gets the run's id before it executes (to follow it from elsewhere).
     """
     from clone_pipeline.definitions import defs
 
@@ -38,9 +42,12 @@ def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: s
         require_user(settings, external_id)
     instance.add_dynamic_partitions(users.name, [external_id])
     job = defs.resolve_job_def(job_name)
+    run_id = str(uuid.uuid4())  # the form of Dagster's own run ids
+    if on_start is not None:
+        on_start(run_id)
     result = job.execute_in_process(partition_key=external_id, instance=instance,
                                     run_config=run_config or {}, tags=tags,
-                                    raise_on_error=False)
+                                    raise_on_error=False, run_id=run_id)
     failed = {e.check_name: (e.description or "failed")
               for e in result.get_asset_check_evaluations() if not e.passed}
     error = None

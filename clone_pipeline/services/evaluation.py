@@ -16,6 +16,7 @@ from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.evaluation import (
     EvaluationReport,
     evaluate_adapter,
+    heldout_key,
     reference_answers,
 )
 from clone_pipeline.training.preflight import PreflightError
@@ -70,9 +71,12 @@ def evaluate_version(settings: Settings, version_id: uuid.UUID,
                               config.context_length, max_questions)
     samples = write_json(Path(version.adapter_path).parent
                          / f"evaluation-samples-v{version.version}.json", report.samples)
+    heldout = {"heldout": heldout_key(eval_records, config.train_format, config.context_length),
+               "heldout_file": formatted.eval_path, "format": config.train_format,
+               "context_length": config.context_length}
     with session_scope(settings.database_url) as session:
         training.store_evaluation(session, version_id,
-                                  {**report.as_dict(), "control": str(control)})
+                                  {**report.as_dict(), "control": str(control), **heldout})
     return EvaluatedVersion(version.id, version.version, report, control, len(control_texts),
                             samples)
 

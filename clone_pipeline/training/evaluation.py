@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -172,10 +173,16 @@ def reference_answers() -> list[str]:
         return [json.loads(line)["answer"] for line in fh if line.strip()]
 
 
-def evaluate_adapter(base_model: str, adapter_path: str, models_dir: Path,
-                     eval_records: list[dict], control_texts: list[str], fmt: str,
-                     context_length: int, max_questions: int = 12) -> EvaluationReport:
-    """Load the base (local files only) with the adapter on top and evaluate it."""
+def heldout_key(eval_records: list[dict], fmt: str, context_length: int) -> str:
+    """Names a held-out set as perplexity sees it (records, format, context length): two
+    evaluations with the same key scored the same answers the same way."""
+    canonical = json.dumps([eval_records, fmt, context_length], sort_keys=True,
+                           ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _load_adapter(base_model: str, adapter_path: str, models_dir: Path):
+    """The base (local files only) with the adapter on top, and the adapter's tokenizer."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -184,7 +191,21 @@ def evaluate_adapter(base_model: str, adapter_path: str, models_dir: Path,
     base = AutoModelForCausalLM.from_pretrained(resolve_base_model(base_model, models_dir),
                                                 local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(adapter_path, local_files_only=True)
-    model = PeftModel.from_pretrained(base, adapter_path)
+    return PeftModel.from_pretrained(base, adapter_path).eval(), tokenizer
+
+
+def evaluate_adapter(base_model: str, adapter_path: str, models_dir: Path,
+                     eval_records: list[dict], control_texts: list[str], fmt: str,
+                     context_length: int, max_questions: int = 12) -> EvaluationReport:
+    """Load the base (local files only) with the adapter on top and evaluate it."""
+    model, tokenizer = _load_adapter(base_model, adapter_path, models_dir)
     own = [record_messages(fmt, r)[-1]["content"] for r in eval_records]
     return evaluate(model, tokenizer, eval_records, own, control_texts, fmt, context_length,
                     max_questions)
+
+
+def adapter_perplexity(base_model: str, adapter_path: str, models_dir: Path,
+                       eval_records: list[dict], fmt: str, context_length: int) -> float:
+    """The adapter's held-out answer perplexity alone (to compare it on other questions)."""
+    model, tokenizer = _load_adapter(base_model, adapter_path, models_dir)
+    return round(answer_perplexity(model, tokenizer, fmt, eval_records, context_length), 3)

@@ -28,3 +28,32 @@ def loss_curve_png(metrics: list[dict[str, Any]], path: Path, title: str) -> Pat
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def loss_curve_svg(metrics: list[dict[str, Any]], width: int = 240, height: int = 60,
+                   max_points: int = 30) -> str:
+    """Training (blue) and held-out (orange) loss against step as a small SVG line chart,
+    at most *max_points* points per line, coordinates in whole pixels: a few hundred
+    characters, small enough to show inline where a PNG would not fit."""
+    def thin(series):  # every k-th point, the last kept
+        step = max(1, -(-len(series) // max_points))
+        return series[::step] + ([series[-1]] if (len(series) - 1) % step else [])
+
+    evals = thin([(m["step"], m["eval_loss"]) for m in metrics
+                  if m.get("eval_loss") is not None])
+    train = thin([(m["step"], m["loss"]) for m in metrics if m.get("loss") is not None])
+    points = train + evals
+    if not points:
+        return ""
+    x0, x1 = min(p[0] for p in points), max(p[0] for p in points)
+    y0, y1 = min(p[1] for p in points), max(p[1] for p in points)
+
+    def line(series, colour):
+        xy = ",".join(f"{round((x - x0) / ((x1 - x0) or 1) * (width - 4)) + 2},"
+                      f"{round((y1 - y) / ((y1 - y0) or 1) * (height - 4)) + 2}"
+                      for x, y in series)
+        return f"<polyline fill='none' stroke='{colour}' stroke-width='2' points='{xy}'/>"
+
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}'>"
+            f"<rect width='{width}' height='{height}' fill='white' stroke='#ccc'/>"
+            f"{line(train, '#1f77b4')}{line(evals, '#ff7f0e') if evals else ''}</svg>")

@@ -1,5 +1,7 @@
 """The migrations build exactly the schema the models describe, on SQLite and PostgreSQL."""
 
+import uuid
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -39,3 +41,37 @@ def test_pipeline_tables_record_the_dagster_run_id():
                  "model_versions", "voice_profiles", "voice_llm_integrations",
                  "model_deployments", "training_workflows", "training_metrics"):
         assert "dagster_run_id" in Base.metadata.tables[name].columns, name
+
+
+def test_0003_upgrade_keeps_each_users_newest_version_current(settings):
+    """A database at 0002 (before promotion) keeps serving the version it served: the
+    newest of each user becomes current; a user without versions gets none."""
+    from sqlalchemy import insert, select
+
+    from clone_pipeline.db.models import ModelVersion, User
+
+    url = settings.database_url
+    command.downgrade(alembic_config(url), "0002")
+    engine = get_engine(url)
+    assert "promoted_at" not in {c["name"] for c in inspect(engine).get_columns(
+        "model_versions")}
+    users, versions = User.__table__, ModelVersion.__table__
+    with engine.begin() as conn:
+        for name, count in (("ada", 2), ("bo", 1), ("cy", 0)):
+            user = uuid.uuid4()
+            conn.execute(insert(users).values(id=user, external_id=name, display_name=name))
+            for number in range(1, count + 1):
+                conn.execute(insert(versions).values(id=uuid.uuid4(), user_id=user,
+                                                     version=number, base_model="local-tiny"))
+    migrate(url)
+    with engine.connect() as conn:
+        rows = conn.execute(select(users.c.external_id, versions.c.version,
+                                   versions.c.promoted_at, versions.c.promotion_note)
+                            .join(versions, versions.c.user_id == users.c.id)).all()
+    promoted = {(name, number) for name, number, at, _ in rows if at is not None}
+    assert promoted == {("ada", 2), ("bo", 1)}
+    assert all(note.startswith("migration 0003") for *_, at, note in rows if at)
+    command.downgrade(alembic_config(url), "0002")  # and back, keeping the rows
+    with engine.connect() as conn:
+        assert conn.execute(select(versions.c.version)).scalars().all()
+    migrate(url)

@@ -2,19 +2,27 @@
 so the Launchpad, the CLI and the Python API cannot drift apart."""
 
 from dataclasses import fields
+from pathlib import Path
 
+import dagster as dg
 import pytest
+import yaml
 
 from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.data.format_dataset import FormatOptions
 from clone_pipeline.data.quality import ReadinessPolicy
+from clone_pipeline.definitions import defs
 from clone_pipeline.defs.config import (
     CollectConfig,
     FormatConfig,
     VoiceIntegrationConfig,
     core_default,
 )
-from clone_pipeline.defs.training_config import TrainingRunConfig
+from clone_pipeline.defs.training_config import (
+    TrainingRunConfig,
+    preset_run_config,
+    preset_yaml,
+)
 from clone_pipeline.training.config import PRESETS, TrainConfig
 from clone_pipeline.voice.integration import IntegrationSettings
 
@@ -64,3 +72,18 @@ def test_every_field_of_a_run_config_reaches_the_core():
 def test_every_preset_is_a_valid_training_run_config(name):
     config = TrainingRunConfig(**PRESETS[name])
     assert config.train_config().hardware_profile == PRESETS[name]["hardware_profile"]
+
+
+EXAMPLES = Path(__file__).parents[2] / "examples" / "run_config"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_shipped_example_run_config_is_what_the_code_generates(name):
+    shipped = EXAMPLES / f"{name}.yaml"
+    assert shipped.read_text(encoding="utf-8") == preset_yaml(name), (
+        f"{shipped} is out of date: python -m clone_pipeline.defs.training_config "
+        f"examples/run_config")
+    job = defs.resolve_job_def("complete_workflow")
+    assert dg.validate_run_config(job, yaml.safe_load(shipped.read_text()))
+    assert preset_run_config(name)["ops"]["trained_adapter"]["config"] == \
+        {**TrainingRunConfig().model_dump(), **PRESETS[name]}

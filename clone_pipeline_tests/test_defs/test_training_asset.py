@@ -12,6 +12,7 @@ from clone_pipeline.cli import main
 from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.defs.assets_training import model_evaluation
+from clone_pipeline.defs.metadata import UI_INLINE_MARKDOWN
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.orchestration.launch import run_job_for_user
@@ -51,6 +52,8 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
         assert evaluation["control_similarity"] is not None and evaluation["questions"] > 0
         assert evaluation["control"] == "reference"  # not Margaret's answers
         assert -1 <= evaluation["persona_similarity"] <= 1
+        assert version.promoted_at is not None  # the first version that beats its base
+        assert version.promotion_note.startswith("auto: promoted v1: first version")
 
     observations = instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_adapter"),
@@ -66,8 +69,17 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
     [materialization] = instance.fetch_materializations(
         dg.AssetKey("trained_adapter"), limit=1).records
     metadata = materialization.asset_materialization.metadata
-    assert metadata["loss_curve"].value.startswith("![loss curve](data:image/png;base64,")
+    # Short enough for the UI to show inline (not behind "[Show Markdown]"), the PNG beside
+    assert metadata["loss_curve"].value.startswith("![chart](data:image/svg+xml,")
+    assert len(metadata["loss_curve"].value) < UI_INLINE_MARKDOWN
+    assert Path(metadata["loss_curve_path"].value).read_bytes().startswith(b"\x89PNG")
     assert metadata["model_version"].value == 1 and metadata["steps"].value == 6
+    [judged] = instance.fetch_materializations(dg.AssetKey("model_evaluation"),
+                                               limit=1).records
+    verdict = judged.asset_materialization.metadata
+    assert verdict["promoted"].value is True
+    assert verdict["verdict"].value.startswith("promoted v1: first version that beats its base")
+    assert "perplexity and style distance: lower is better" in verdict["direction"].value
 
 
 def test_preflight_refuses_a_user_who_is_not_ready(env_settings, instance, import_persona):
