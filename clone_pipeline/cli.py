@@ -235,6 +235,8 @@ def _status_table(rows: list[dict]) -> Table:
             adapter = f"v{m['version']}: not evaluated"
         else:
             adapter = f"v{m['version']}: {m['adapter_perplexity']:.1f} / {m['base_perplexity']:.1f}"
+        if m is not None and m["latest_version"] != m["version"]:
+            adapter += f"\n(v{m['latest_version']} not current)"
         voice = r["voice_profile"]
         table.add_row(r["external_id"], items, data, formatted, adapter,
                       f"yes, {voice['created_at']:%Y-%m-%d}" if voice else "no",

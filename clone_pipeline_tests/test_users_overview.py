@@ -26,7 +26,12 @@ def _record_trained_and_evaluated_version(settings, external_id: str) -> None:
         s.flush()
         version = training.add_model_version(s, run.id, None, "adapters/v1", "0" * 64, {})
         training.store_evaluation(s, version.id, {"adapter_perplexity": 297.84,
-                                                  "base_perplexity": 518.4})
+                                                  "base_perplexity": 518.4, "heldout": "h"})
+        training.promote(s, version.id, "first version that beats its base")
+        worse = training.add_model_version(s, run.id, None, "adapters/v2", "1" * 64, {})
+        training.store_evaluation(s, worse.id, {"adapter_perplexity": 350.0,
+                                                "base_perplexity": 518.4, "heldout": "h"})
+        training.note_kept(s, worse.id, "kept v1")
         voice.add_profile(s, user_id=user_id, status=VoiceProfileStatus.READY, profile={})
 
 
@@ -43,7 +48,9 @@ def test_users_shows_each_user_from_data_to_deployment(sqlite_settings):
     walter, rosa, margaret = rows["walter-okafor"], rows["rosa-delgado"], rows["margaret-ellis"]
     assert walter["ready"] is True and walter["formatted"]["dataset_version"] == 1
     assert walter["formatted"]["formats"] == 7
+    # The current version is shown, not the newest (a worse v2 was kept out).
     assert walter["model"]["version"] == 1 and walter["model"]["status"] == "evaluated"
+    assert walter["model"]["current"] and walter["model"]["latest_version"] == 2
     assert walter["model"]["adapter_perplexity"] == 297.84
     assert walter["voice_profile"]["created_at"] is not None
     assert walter["deployment"] is None  # serving is not built yet
@@ -62,6 +69,7 @@ def test_users_shows_each_user_from_data_to_deployment(sqlite_settings):
     assert "ready (v1)" in lines["walter-okafor"]
     assert "v1: 83/7, 7" in lines["walter-okafor"]
     assert "v1: 297.8 / 518.4" in lines["walter-okafor"]
+    assert "(v2 not current)" in shown.output
     assert "yes, 20" in lines["walter-okafor"] and "│ none" in lines["walter-okafor"]
     assert "not ready yet:" in lines["rosa-delgado"]
     assert "not collected" in lines["margaret-ellis"]

@@ -15,8 +15,9 @@ from clone_pipeline.settings import Settings
 def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str, Any]]:
     """Where every user (or those in *only*) stands, read in one short transaction: item
     counts; their latest dataset's readiness and quality; their latest formatting (train /
-    eval examples, formats); their latest model version with its held-out perplexity (None
-    before evaluation); their latest usable voice profile; deployment (None: serving is
+    eval examples, formats); their current model version (the one promoted last, else the
+    newest, not yet judged) with its held-out perplexity and the newest version's number;
+    their latest usable voice profile; deployment (None: serving is
     not built yet)."""
     out = []
     with session_scope(settings.database_url) as session:
@@ -24,7 +25,8 @@ def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str,
             if only is not None and user.external_id not in only:
                 continue
             dataset = datasets.latest_dataset(session, user.id)
-            model = training.latest_version(session, user.id)
+            latest = training.latest_version(session, user.id)
+            model = training.current_version(session, user.id) or latest
             evaluation = (model.metrics or {}).get("evaluation", {}) if model else {}
             profile = voice.latest_profile(session, user.id, VoiceProfileStatus.READY)
             out.append({"external_id": user.external_id, "display_name": user.display_name,
@@ -38,7 +40,9 @@ def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str,
                                   "base_model": model.base_model,
                                   "adapter_perplexity": evaluation.get("adapter_perplexity"),
                                   "base_perplexity": evaluation.get("base_perplexity"),
-                                  "created_at": model.created_at} if model else None,
+                                  "created_at": model.created_at,
+                                  "current": model.promoted_at is not None,
+                                  "latest_version": latest.version} if model else None,
                         "voice_profile": {"created_at": profile.created_at} if profile
                         else None,
                         "deployment": None})
