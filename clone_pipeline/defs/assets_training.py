@@ -15,7 +15,7 @@ from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
 from clone_pipeline.defs.assets_voice import voice_alignment
 from clone_pipeline.defs.metadata import inline_svg
-from clone_pipeline.defs.partitions import users
+from clone_pipeline.defs.partitions import per_user_check, users
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunConfig
 from clone_pipeline.services import evaluation, model_versions
@@ -215,7 +215,7 @@ DIRECTION = ("perplexity and style distance: lower is better; persona similarity
     deps=[trained_adapter],
     pool="gpu",
     op_tags=GPU_TAGS,
-    check_specs=[dg.AssetCheckSpec(
+    check_specs=[per_user_check(
         "beats_base", asset="model_evaluation", blocking=True,
         description="The adapter's perplexity on held-out answers is below its base model's; "
                     "deployment waits for this.")],
@@ -259,7 +259,9 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
             check_name="beats_base", passed=report.beats_base,
             severity=dg.AssetCheckSeverity.ERROR,
             description=(f"held-out perplexity {report.adapter_perplexity} vs base "
-                         f"{report.base_perplexity} (lower is better)"),
-            metadata={"base_perplexity": report.base_perplexity,
+                         f"{report.base_perplexity} (lower is better; user "
+                         f"{context.partition_key})"),
+            metadata={"user": context.partition_key,
+                      "base_perplexity": report.base_perplexity,
                       "adapter_perplexity": report.adapter_perplexity})],
     )

@@ -78,6 +78,11 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
                                                limit=1).records
     verdict = judged.asset_materialization.metadata
     assert verdict["promoted"].value is True
+    [check] = instance.event_log_storage.get_asset_check_execution_history(
+        dg.AssetCheckKey(dg.AssetKey("model_evaluation"), "beats_base"), limit=5)
+    assert check.partition == "walter-okafor"  # one history per user
+    assert check.event.dagster_event.event_specific_data.metadata["user"].value == \
+        "walter-okafor"
     assert verdict["verdict"].value.startswith("promoted v1: first version that beats its base")
     assert "perplexity and style distance: lower is better" in verdict["direction"].value
 
