@@ -21,6 +21,17 @@ PG_ADMIN_URL = os.environ.get("CLONE_TEST_PG_ADMIN_URL",
                               "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
+@pytest.fixture(autouse=True)
+def _no_outer_data_root(monkeypatch, tmp_path_factory):
+    """`make test` exports the checkout's CLONE_HOME and DAGSTER_HOME (the demo's pair). No
+    test may read, write or pair them: a test names its own data root, and the instance then
+    defaults to one inside it; a test that names none gets an empty path under the temp
+    folder, never the demo's or ~/.clone_pipeline."""
+    for name in ("DAGSTER_HOME", "CLONE_DATABASE_URL", "CLONE_MODELS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CLONE_HOME", str(tmp_path_factory.getbasetemp() / "no-data-root"))
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
     """One tokenizer and base-model build for the whole session (keyed by recipe hash)."""
