@@ -5,6 +5,7 @@ command that only reads never creates an empty data root."""
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -94,3 +95,13 @@ def test_a_reading_command_without_a_data_root_creates_none(cli, tmp_path):
         assert f"no data root at {default_root}: set CLONE_HOME" in message
         assert "clone-pipeline init" in message
     assert not default_root.exists()
+
+
+def test_the_printed_ui_command_runs_without_an_activated_venv(tmp_path):
+    from clone_pipeline.services.pairing import ui_command
+
+    words = ui_command(tmp_path / "home", tmp_path / "dagster", tmp_path / "models").split()
+    assert words[:3] == [f"CLONE_HOME={tmp_path / 'home'}",
+                         f"DAGSTER_HOME={tmp_path / 'dagster'}",
+                         f"CLONE_MODELS_DIR={tmp_path / 'models'}"]
+    assert Path(words[3]).is_absolute() and Path(words[3]).is_file() and words[4] == "ui"

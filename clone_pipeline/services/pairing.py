@@ -12,6 +12,7 @@ use. Instances and data roots that predate the records are not checked until `in
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from clone_pipeline.db.session import safe_url
@@ -73,9 +74,12 @@ def check_pairing(settings: Settings, dagster_home: Path | None = None) -> None:
 
 
 def ui_command(data_root: Path, dagster_home: Path, models_dir: Path) -> str:
-    """The command that opens the Dagster UI on this pair, with every variable it needs."""
+    """The command that opens the Dagster UI on this pair, with every variable it needs and
+    this environment's own `clone-pipeline` (a copied line works without an activated venv)."""
+    script = Path(sys.executable).with_name("clone-pipeline")
     return (f"CLONE_HOME={data_root} DAGSTER_HOME={dagster_home} "
-            f"CLONE_MODELS_DIR={models_dir} clone-pipeline ui")
+            f"CLONE_MODELS_DIR={models_dir} "
+            f"{script if script.is_file() else 'clone-pipeline'} ui")
 
 
 def _suggestion(data_root: Path, dagster_home: Path, models_dir: Path, database: str) -> str:
