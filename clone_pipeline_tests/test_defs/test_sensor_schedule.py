@@ -32,6 +32,16 @@ def _tick(instance, settings, cursor, sensor=user_data_changed):
     return result
 
 
+
+def _change_an_answer(tmp_path, settings, user: str, added: str) -> None:
+    """Re-import the persona with one answer longer (recordings left out)."""
+    doc = json.loads((PERSONAS_DIR / user / "export.json").read_text())
+    doc["voice_recordings"] = []
+    doc["responses"][0]["answer"] += added
+    changed_export = tmp_path / f"{user}.json"
+    changed_export.write_text(json.dumps(doc))
+    import_export(changed_export, settings)
+
 def test_sensor_registers_users_and_requests_runs_for_changes(settings, instance, tmp_path):
     import_export(PERSONAS_DIR / "margaret-ellis", settings)
     import_export(PERSONAS_DIR / "walter-okafor", settings)
@@ -45,12 +55,7 @@ def test_sensor_registers_users_and_requests_runs_for_changes(settings, instance
     quiet = _tick(instance, settings, first.cursor)
     assert quiet.run_requests == [] and quiet.cursor == first.cursor
 
-    doc = json.loads((PERSONAS_DIR / "walter-okafor" / "export.json").read_text())
-    doc["voice_recordings"] = []
-    doc["responses"][0]["answer"] += " Measure twice, cut once."
-    changed_export = tmp_path / "walter.json"
-    changed_export.write_text(json.dumps(doc))
-    import_export(changed_export, settings)
+    _change_an_answer(tmp_path, settings, "walter-okafor", " Measure twice, cut once.")
     changed = _tick(instance, settings, quiet.cursor)
     assert [r.partition_key for r in changed.run_requests] == ["walter-okafor"]
     assert changed.run_requests[0].run_key != first.run_requests[1].run_key
@@ -96,12 +101,7 @@ def test_first_tick_redoes_no_work_already_materialised(sqlite_settings, instanc
     first = _tick(instance, sqlite_settings, None)
     assert [r.partition_key for r in first.run_requests] == ["walter-okafor"]  # never run
 
-    doc = json.loads((PERSONAS_DIR / "margaret-ellis" / "export.json").read_text())
-    doc["voice_recordings"] = []
-    doc["responses"][0]["answer"] += " And that was that."
-    changed_export = tmp_path / "margaret.json"
-    changed_export.write_text(json.dumps(doc))
-    import_export(changed_export, sqlite_settings)
+    _change_an_answer(tmp_path, sqlite_settings, "margaret-ellis", " And that was that.")
     again = _tick(instance, sqlite_settings, None)  # a reset cursor, after a real change
     assert sorted(r.partition_key for r in again.run_requests) == ["margaret-ellis",
                                                                    "walter-okafor"]
