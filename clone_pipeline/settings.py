@@ -20,6 +20,14 @@ class Settings:
     database_url: str
     dagster_home: Path
     models_dir: Path
+    engine_url: str | None = None  # an inference engine already running elsewhere
+    engine_key: str | None = None
+    cache_url: str | None = None  # Redis for the gateway's response cache (replicas)
+
+    @property
+    def serving_dir(self) -> Path:
+        """The engine's state file and logs, written by `clone-pipeline serve`."""
+        return self.home / "serving"
 
     @property
     def datasets_dir(self) -> Path:
@@ -56,6 +64,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     DAGSTER_HOME         Dagster instance folder (default: CLONE_HOME/dagster)
     CLONE_MODELS_DIR     base models and tokenizers (default CLONE_HOME/models; may be
                          shared between data roots)
+    CLONE_ENGINE_URL     an OpenAI-compatible vLLM server already running (with
+                         CLONE_ENGINE_KEY); unset, `clone-pipeline serve` starts one
+    CLONE_CACHE_URL      redis://... for the gateway's response cache (default in memory)
     """
     env = os.environ if env is None else env
     home = Path(env.get("CLONE_HOME") or DEFAULT_HOME).expanduser().resolve()
@@ -66,4 +77,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         database_url=database_url,
         dagster_home=dagster_home,
         models_dir=Path(env.get("CLONE_MODELS_DIR") or home / "models").expanduser().resolve(),
+        engine_url=env.get("CLONE_ENGINE_URL") or None,
+        engine_key=env.get("CLONE_ENGINE_KEY") or None,
+        cache_url=env.get("CLONE_CACHE_URL") or None,
     )

@@ -27,7 +27,8 @@ def _no_outer_data_root(monkeypatch, tmp_path_factory):
     test may read, write or pair them: a test names its own data root, and the instance then
     defaults to one inside it; a test that names none gets an empty path under the temp
     folder, never the demo's or ~/.clone_pipeline."""
-    for name in ("DAGSTER_HOME", "CLONE_DATABASE_URL", "CLONE_MODELS_DIR"):
+    for name in ("DAGSTER_HOME", "CLONE_DATABASE_URL", "CLONE_MODELS_DIR", "CLONE_ENGINE_URL",
+                 "CLONE_ENGINE_KEY", "CLONE_CACHE_URL"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CLONE_HOME", str(tmp_path_factory.getbasetemp() / "no-data-root"))
 

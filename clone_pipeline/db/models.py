@@ -314,7 +314,16 @@ class ModelDeployment(_PipelineRow, Base):
     status: Mapped[str] = _status(DeploymentStatus.PENDING)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow, nullable=False)
-    __table_args__ = (Index("ix_model_deployments_user_created", "user_id", "created_at"),)
+    # Migration 0004: the engine (its base model) and the adapter name it serves this
+    # deployment under; an update gets a new name, never a reload under the old one.
+    engine: Mapped[str | None] = mapped_column(Text)
+    adapter_name: Mapped[str | None] = mapped_column(String(128))
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JsonType)  # system prompt
+    error: Mapped[str | None] = mapped_column(Text)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (Index("ix_model_deployments_user_created", "user_id", "created_at"),
+                      Index("ix_model_deployments_status", "status"),
+                      Index("uq_model_deployments_adapter_name", "adapter_name", unique=True))
 
 
 class InferenceLog(Base):
@@ -328,13 +337,32 @@ class InferenceLog(Base):
     prompt_tokens: Mapped[int | None] = mapped_column(Integer)
     completion_tokens: Mapped[int | None] = mapped_column(Integer)
     latency_ms: Mapped[float | None] = mapped_column(Float)
+    ttft_ms: Mapped[float | None] = mapped_column(Float)  # time to first token (0004)
     cached: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     status: Mapped[str] = _status(InferenceStatus.OK)
+    error: Mapped[str | None] = mapped_column(String(200))  # a code, never request text
     created_at: Mapped[datetime] = _created()
     __table_args__ = (
         Index("ix_inference_logs_deployment_created", "deployment_id", "created_at"),
         Index("ix_inference_logs_user_created", "user_id", "created_at"),
     )
+
+
+class ApiToken(Base):
+    """A bearer token of the HTTP API, stored as its SHA-256 only. A user token reaches that
+    user's deployments; an admin token (no user) reaches all."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    token_hash: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    prefix: Mapped[str] = mapped_column(String(16), nullable=False)  # shown in listings
+    admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = _created()
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class TrainingWorkflow(_PipelineRow, Base):
