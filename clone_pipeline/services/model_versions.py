@@ -146,3 +146,10 @@ def promote(settings: Settings, external_id: str, number: int) -> str:
         note = f"manual: promoted by hand (current was {was})"
         training.promote(session, row.id, note)
         return note
+
+
+def owner_of_version(settings: Settings, version_id: uuid.UUID) -> str | None:
+    """The external id of the user a model version belongs to (None if there is none)."""
+    with session_scope(settings.database_url) as session:
+        row = training.get_version(session, version_id)
+        return None if row is None else users.external_id_of(session, row.user_id)

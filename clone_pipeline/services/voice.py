@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from clone_pipeline.voice.analysis import Recording, VoiceAnalysis, analyse_reco
 from clone_pipeline.voice.integration import IntegrationResult, IntegrationSettings, integrate
 from clone_pipeline.voice.plots import pitch_contour_png
 from clone_pipeline.voice.profile import SpeakerProfile
+from clone_pipeline.voice.synthesis import ProsodyTarget, Speech, VoiceSynthesizer, synthesizer
 
 
 class NoVoiceProfileError(RuntimeError):
@@ -192,3 +194,23 @@ def latest_voice(settings: Settings, external_id: str) -> dict | None:
                     "status": integration.status,
                     "alignment_accuracy": integration.alignment_accuracy,
                     "emotional_consistency": integration.emotional_consistency}}
+
+
+_SYNTH_LOCK = threading.Lock()
+_SYNTHESIZERS: dict[str, VoiceSynthesizer] = {}
+
+
+def speak_as(settings: Settings, external_id: str, text: str, emotion: str = "neutral",
+             backend: str = "espeak-ng") -> tuple[Speech, StoredProfile]:
+    """*text* said in a voice matched to the user's latest profile (pitch and rate, shaped
+    by *emotion*). The synthesiser's calibration is kept per process; one synthesis at a
+    time (eSpeak NG's library is not re-entrant). Raises NoVoiceProfileError, ValueError."""
+    found = latest_profile(settings, external_id)
+    if found is None:
+        raise NoVoiceProfileError(f"{external_id}: no usable voice profile; run the "
+                                  f"voice_integration job first")
+    target = ProsodyTarget.from_profile(found.figures, emotion)
+    with _SYNTH_LOCK:
+        engine = _SYNTHESIZERS.get(backend) or _SYNTHESIZERS.setdefault(
+            backend, synthesizer(backend))
+        return engine.synthesize(text, target), found

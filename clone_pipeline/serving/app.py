@@ -1,0 +1,454 @@
+"""The gateway application: OpenAI-compatible chat, the seed's deploy and voice endpoints,
+health, and the chat page. Build it with ``create_app(settings, engine)``."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+import uuid
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+
+from clone_pipeline.services import deployments as deploys
+from clone_pipeline.services.engine import EngineHandle
+from clone_pipeline.services.tokens import Principal, authenticate
+from clone_pipeline.serving.cache import cache_key, is_deterministic, make_cache
+from clone_pipeline.serving.errors import (
+    ApiError,
+    api_error_handler,
+    not_found,
+    unauthorized,
+    validation_handler,
+)
+from clone_pipeline.serving.limits import Limits, RateLimiter
+from clone_pipeline.serving.logs import LogWriter
+from clone_pipeline.serving.schemas import ChatRequest, DeployAction
+from clone_pipeline.settings import Settings
+
+STATIC = Path(__file__).parent / "static"
+
+
+class Gateway:
+    """What every request needs: settings, the engine, the cache, limits and the log writer."""
+
+    def __init__(self, settings: Settings, engine: EngineHandle, limits: Limits):
+        self.settings, self.engine, self.limits = settings, engine, limits
+        self.http = httpx.AsyncClient(
+            base_url=engine.client.base_url, headers=engine.client.headers,
+            timeout=httpx.Timeout(limits.request_timeout_s, connect=5.0),
+            limits=httpx.Limits(max_connections=512, max_keepalive_connections=128))
+        self.cache = make_cache(settings.cache_url)
+        self.limiter = RateLimiter(limits.rate_per_minute)
+        self.logs = LogWriter(settings)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.cache.close()
+        self.logs.close()
+
+    # -------------------------------------------------------------- who and which model
+
+    async def principal(self, request: Request) -> Principal:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        found = (await run_in_threadpool(authenticate, self.settings, token.strip())
+                 if scheme.lower() == "bearer" else None)
+        if found is None:
+            raise unauthorized()
+        wait = self.limiter.take(found.token_id)
+        if wait:
+            raise ApiError(429, f"rate limit of {self.limits.rate_per_minute} requests per "
+                                f"minute reached; retry in {wait:.0f} s",
+                           kind="rate_limit_error", headers={"Retry-After": f"{wait:.0f}"})
+        return found
+
+    async def deployment(self, principal: Principal, model: str,
+                         param: str = "model") -> deploys.Deployment:
+        try:
+            found = await run_in_threadpool(deploys.get_deployment, self.settings, model,
+                                            principal)
+        except deploys.DeploymentNotFound:
+            raise not_found(f"deployment {model!r}") from None
+        except deploys.DeploymentError as exc:
+            raise ApiError(422, str(exc), param) from None
+        if found.status != "active":
+            raise ApiError(409, f"deployment {model!r} is {found.status}"
+                                + (f": {found.error}" if found.error else ""),
+                           param, kind="conflict_error")
+        return found
+
+    # ------------------------------------------------------------------ one completion
+
+    def engine_payload(self, dep: deploys.Deployment, messages: list[dict[str, str]],
+                       sampling: dict[str, Any]) -> dict[str, Any]:
+        if not any(m["role"] == "system" for m in messages):
+            messages = [{"role": "system", "content": dep.system_prompt}, *messages]
+        max_tokens = sampling.get("max_tokens")
+        if max_tokens is not None and max_tokens >= self.limits.context_tokens:
+            raise ApiError(422, f"max_tokens {max_tokens} does not fit the model's context of "
+                                f"{self.limits.context_tokens} tokens", "max_tokens")
+        # Salted per user: one family's prompts can never hit (and so time) another's cache.
+        salt = hashlib.sha256(f"clone-user:{dep.user_id}".encode()).hexdigest()[:32]
+        return {"model": dep.adapter_name, "messages": messages, **sampling, "cache_salt": salt}
+
+    def log(self, dep: deploys.Deployment, started: float, status: str, usage: dict | None,
+            first_token: float | None = None, cached: bool = False,
+            error: str | None = None) -> None:
+        self.logs.add({
+            "deployment_id": dep.id, "user_id": dep.user_id, "cached": cached,
+            "prompt_tokens": (usage or {}).get("prompt_tokens"),
+            "completion_tokens": (usage or {}).get("completion_tokens"),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "ttft_ms": round((first_token - started) * 1000, 2) if first_token else None,
+            "status": status, "error": error})
+
+    async def complete(self, dep: deploys.Deployment, payload: dict[str, Any],
+                       requested_model: str) -> dict[str, Any]:
+        """A whole answer (from the cache when it is deterministic and cached)."""
+        started = time.perf_counter()
+        key = None
+        if dep.caching and is_deterministic(payload):
+            key = cache_key(str(dep.user_id), str(dep.id), dep.adapter_name, dep.adapter_sha256,
+                            {k: v for k, v in payload.items() if k != "model"})
+            hit = await self.cache.get(key)
+            if hit is not None:
+                answer = json.loads(hit)
+                answer["model"] = requested_model
+                self.log(dep, started, "ok", answer.get("usage"), cached=True)
+                return answer
+        try:
+            response = await self.http.post("/v1/chat/completions", json=payload)
+        except httpx.TimeoutException:
+            self.log(dep, started, "error", None, error="timeout")
+            raise ApiError(504, f"no answer within {self.limits.request_timeout_s:.0f} s",
+                           kind="timeout_error") from None
+        except httpx.HTTPError:
+            self.log(dep, started, "error", None, error="engine_unreachable")
+            raise ApiError(503, "the inference engine is not reachable",
+                           kind="engine_error") from None
+        if response.status_code != 200:
+            self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
+            raise self.engine_error(response.status_code, response.text, requested_model)
+        answer = response.json()
+        answer["model"] = requested_model
+        usage = answer.get("usage")
+        self.log(dep, started, "ok", usage, first_token=None)
+        if key is not None:
+            await self.cache.set(key, json.dumps(answer).encode())
+        return answer
+
+    def engine_error(self, status: int, text: str, model: str) -> ApiError:
+        if status == 404:  # the adapter was unloaded (deleted) since the lookup
+            return not_found(f"deployment {model!r}")
+        if status == 400:
+            param = "max_tokens" if "max_tokens" in text or "context" in text else "messages"
+            return ApiError(422, f"the engine refused the request: {_engine_message(text)}",
+                            param)
+        return ApiError(502, f"the engine failed ({status})", kind="engine_error")
+
+    async def stream(self, dep: deploys.Deployment, payload: dict[str, Any],
+                     requested_model: str, include_usage: bool) -> StreamingResponse:
+        """Server-sent events relayed from the engine; exactly one [DONE]. A client that
+        goes away closes the engine stream, and vLLM aborts the generation."""
+        started = time.perf_counter()
+        request = self.http.build_request(
+            "POST", "/v1/chat/completions",
+            json={**payload, "stream": True, "stream_options": {"include_usage": True}})
+        try:
+            response = await self.http.send(request, stream=True)
+        except httpx.HTTPError:
+            self.log(dep, started, "error", None, error="engine_unreachable")
+            raise ApiError(503, "the inference engine is not reachable",
+                           kind="engine_error") from None
+        if response.status_code != 200:
+            text = (await response.aread()).decode(errors="replace")
+            await response.aclose()
+            self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
+            raise self.engine_error(response.status_code, text, requested_model)
+        return StreamingResponse(self._relay(dep, response, started, requested_model,
+                                             include_usage),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
+
+    async def _relay(self, dep, response: httpx.Response, started: float, model: str,
+                     include_usage: bool):
+        first, usage, status, error = None, None, "cancelled", None
+        deadline = started + self.limits.request_timeout_s
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                data = line[6:]
+                if data.strip() == "[DONE]":
+                    break
+                chunk = json.loads(data)
+                chunk["model"] = model
+                if not chunk.get("choices"):  # the usage chunk
+                    usage = chunk.get("usage")
+                    if not include_usage:
+                        continue
+                else:
+                    first = first or time.perf_counter()
+                    if not include_usage:
+                        chunk.pop("usage", None)
+                yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+                if time.monotonic() > deadline:
+                    status, error = "error", "timeout"
+                    yield _sse_error("the request timed out", "timeout_error")
+                    break
+            else:
+                status = "ok"
+            if status == "cancelled":
+                status = "ok"
+            yield "data: [DONE]\n\n"
+        except httpx.HTTPError:
+            status, error = "error", "engine_stream"
+            yield _sse_error("the engine stream broke", "engine_error")
+            yield "data: [DONE]\n\n"
+        finally:
+            await response.aclose()
+            self.log(dep, started, status, usage, first_token=first, error=error)
+
+
+def _sse_error(message: str, kind: str) -> str:
+    return f"data: {json.dumps({'error': {'message': message, 'type': kind}})}\n\n"
+
+
+def _engine_message(text: str) -> str:
+    try:
+        body = json.loads(text)
+        return str(body.get("error", {}).get("message") or body.get("message") or text)[:300]
+    except (ValueError, AttributeError):
+        return text[:300]
+
+
+async def _principal(request: Request) -> Principal:
+    return await request.app.state.gateway.principal(request)
+
+
+# Every authenticated route takes `who: Who` (401 without a valid token, 429 over the limit).
+Who = Annotated[Principal, Depends(_principal)]
+
+
+def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None = None
+               ) -> FastAPI:
+    limits = limits or Limits.from_env(context_tokens=engine.spec.get("max_model_len", 1024))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.gateway = Gateway(settings, engine, limits)
+        try:
+            yield
+        finally:
+            await app.state.gateway.close()
+
+    app = FastAPI(title="clone_pipeline gateway", version="1",
+                  description="OpenAI-compatible chat with a person's clone, the deploy and "
+                              "voice endpoints, and a chat page. Every route but /healthz, "
+                              "/readyz and the page needs Authorization: Bearer <token>.",
+                  lifespan=lifespan)
+    app.add_exception_handler(ApiError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_handler)
+
+    @app.middleware("http")
+    async def body_limit(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > limits.max_body_bytes:
+            return JSONResponse({"error": {"message": f"the request body is over "
+                                           f"{limits.max_body_bytes} bytes",
+                                           "type": "invalid_request_error", "param": None,
+                                           "code": None}}, status_code=413)
+        return await call_next(request)
+
+    def gateway(request: Request) -> Gateway:
+        return request.app.state.gateway
+
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz(request: Request) -> JSONResponse:
+        ok = await run_in_threadpool(gateway(request).engine.client.healthy)
+        return JSONResponse({"status": "ready" if ok else "engine unavailable"},
+                            status_code=200 if ok else 503)
+
+    @app.get("/v1/models", tags=["openai"])
+    async def models(request: Request, who: Who) -> dict:
+        found = await run_in_threadpool(deploys.list_deployments, settings, who)
+        return {"object": "list", "data": [
+            {"id": d.name, "object": "model", "created": int(d.created_at.timestamp()),
+             "owned_by": d.user, "deployment_id": str(d.id), "status": d.status,
+             "model_version": d.model_version} for d in found if d.status == "active"]}
+
+    @app.post("/v1/chat/completions", tags=["openai"])
+    async def chat_completions(body: ChatRequest, request: Request,
+                               who: Who):
+        gw = gateway(request)
+        dep = await gw.deployment(who, body.model)
+        payload = gw.engine_payload(dep, [m.model_dump() for m in body.messages],
+                                    body.engine_fields())
+        if body.stream:
+            include = bool(body.stream_options and body.stream_options.include_usage)
+            return await gw.stream(dep, payload, body.model, include)
+        return await gw.complete(dep, payload, body.model)
+
+    @app.post("/api/training/deploy", tags=["seed"])
+    async def deploy(body: DeployAction, request: Request,
+                     who: Who) -> JSONResponse:
+        try:
+            return JSONResponse(await _deploy_action(gateway(request), who, body))
+        except deploys.DeploymentNotFound as exc:
+            raise not_found(str(exc).removeprefix("no ")) from None
+        except deploys.DeploymentError as exc:
+            raise ApiError(422, str(exc)) from None
+
+    @app.get("/api/voice/synthesize", tags=["seed"])
+    async def synthesize(text: Annotated[str, Query(min_length=1)],
+                         userId: Annotated[str, Query(min_length=1, max_length=128)],  # noqa: N803
+                         who: Who, voiceId: str = "latest",  # noqa: N803
+                         emotion: str = "neutral") -> Response:
+        if len(text) > limits.max_speech_chars:
+            raise ApiError(422, f"text: at most {limits.max_speech_chars} characters", "text")
+        if not who.admin and who.external_id != userId:
+            raise not_found(f"voice of {userId!r}")
+        wav = await run_in_threadpool(_speak, settings, userId, text, emotion, voiceId)
+        return Response(wav, media_type="audio/wav")
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/chat", include_in_schema=False)
+    async def chat_page() -> FileResponse:
+        return FileResponse(STATIC / "chat.html", media_type="text/html")
+
+    return app
+
+
+def _speak(settings: Settings, external_id: str, text: str, emotion: str, voice_id: str
+           ) -> bytes:
+    import soundfile as sf
+
+    from clone_pipeline.services.users import require_user
+    from clone_pipeline.services.voice import NoVoiceProfileError, speak_as
+
+    try:
+        require_user(settings, external_id)
+        speech, profile = speak_as(settings, external_id, text, emotion)
+    except LookupError:
+        raise not_found(f"voice of {external_id!r}") from None
+    except NoVoiceProfileError as exc:
+        raise ApiError(404, str(exc), "userId", kind="not_found_error") from None
+    except ValueError as exc:
+        raise ApiError(422, str(exc), "emotion" if "emotion" in str(exc) else "text") from None
+    if voice_id not in ("latest", str(profile.id)):
+        raise not_found(f"voice {voice_id!r}")
+    out = io.BytesIO()
+    sf.write(out, speech.audio, speech.sample_rate, format="WAV", subtype="PCM_16")
+    return out.getvalue()
+
+
+async def _deploy_action(gw: Gateway, who: Principal, body: DeployAction) -> dict[str, Any]:
+    """The seed's five actions on one endpoint, each answered as {"success": true, ...}."""
+    settings = gw.settings
+    if body.action == "get_deployments":
+        found = await run_in_threadpool(deploys.list_deployments, settings, who, body.userId)
+        return {"success": True, "deployments": [d.public() for d in found]}
+    if body.action == "deploy_model":
+        external_id = await run_in_threadpool(_owner, settings, who, body)
+        dep = await run_in_threadpool(
+            lambda: deploys.deploy_model(
+                settings, gw.engine, external_id, version=body.modelVersion,
+                model_version_id=_uuid(body.modelVersionId, "modelVersionId"),
+                name=body.deploymentName, inference_type=body.inferenceType,
+                optimizations=body.optimizations))
+        return {"success": True, "deployment": dep.public()}
+    if body.action == "update_deployment":
+        target = body.deploymentId or body.modelId
+        changes = {**(body.updates or {})}
+        dep = await run_in_threadpool(
+            lambda: deploys.update_deployment(
+                settings, gw.engine, _required(target, "deploymentId"), who,
+                name=changes.get("deploymentName", body.deploymentName),
+                version=changes.get("modelVersion", body.modelVersion),
+                optimizations=changes.get("optimizations", body.optimizations),
+                inference_type=changes.get("inferenceType")))
+        return {"success": True, "deployment": dep.public()}
+    if body.action == "delete_deployment":
+        target = _required(body.deploymentId or body.modelId, "deploymentId")
+        dep = await run_in_threadpool(deploys.delete_deployment, settings, gw.engine, target,
+                                      who)
+        return {"success": True, "deployment": dep.public()}
+    # inference
+    dep = await gw.deployment(who, _required(body.modelId or body.deploymentId, "modelId"),
+                              "modelId")
+    options = body.options
+    prompt = dep.system_prompt
+    if options.emotionalTone:
+        prompt += f" Answer in a {options.emotionalTone} tone."
+    sampling = {"max_tokens": options.maxTokens, "temperature": options.temperature,
+                "top_p": options.topP} | ({"seed": options.seed} if options.seed is not None
+                                          else {})
+    payload = gw.engine_payload(dep, [{"role": "system", "content": prompt},
+                                      {"role": "user",
+                                       "content": _required(body.prompt, "prompt")}], sampling)
+    started = time.perf_counter()
+    answer = await gw.complete(dep, payload, dep.name)
+    text = answer["choices"][0]["message"]["content"] or ""
+    result: dict[str, Any] = {"text": text, "usage": answer.get("usage"),
+                              "finishReason": answer["choices"][0]["finish_reason"],
+                              "latencyMs": round((time.perf_counter() - started) * 1000, 1),
+                              "deploymentId": str(dep.id)}
+    if options.includeVoice:
+        from urllib.parse import urlencode
+
+        emotion = options.emotionalTone or "neutral"
+        result["voiceSynthesis"] = {"audioUrl": "/api/voice/synthesize?" + urlencode(
+            {"text": text, "userId": dep.user, "voiceId": "latest", "emotion": emotion}),
+            "emotion": emotion}
+    return {"success": True, "result": result}
+
+
+def _owner(settings: Settings, who: Principal, body: DeployAction) -> str:
+    """Whose model a deploy_model request deploys: the caller's, or (admin) userId's or the
+    owner of modelVersionId."""
+    from clone_pipeline.services.model_versions import owner_of_version
+
+    owner = None
+    if body.modelVersionId:
+        owner = owner_of_version(settings, _uuid(body.modelVersionId, "modelVersionId"))
+        if owner is None or not (who.admin or owner == who.external_id):
+            raise deploys.DeploymentNotFound(f"no model version {body.modelVersionId}")
+    owner = owner or (body.userId if who.admin else who.external_id)
+    if owner is None:
+        raise ApiError(422, "userId: an admin names whose model to deploy", "userId")
+    if not who.admin and body.userId not in (None, owner):
+        raise deploys.DeploymentNotFound(f"no user {body.userId}")
+    return owner
+
+
+def _uuid(value: str | None, field: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(422, f"{field}: {value!r} is not a UUID", field) from None
+
+
+def _required(value, field: str):
+    if value in (None, ""):
+        raise ApiError(422, f"{field} is required for this action", field)
+    return value
+
+
+__all__ = ["Gateway", "create_app"]

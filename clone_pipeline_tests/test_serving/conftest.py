@@ -1,0 +1,114 @@
+"""One real vLLM engine per test session (start-up is the slow part), canary adapters that
+each answer recognisably differently, and a real gateway on a free port per test."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from clone_pipeline.db.models import ModelVersion, User, utcnow
+from clone_pipeline.db.session import migrate, session_scope
+from clone_pipeline.engine.process import EngineSpec, free_port, start_engine
+from clone_pipeline.services.engine import EngineHandle, handle_of
+from clone_pipeline.serving.app import create_app
+from clone_pipeline.serving.limits import Limits
+from clone_pipeline.settings import Settings, load_settings
+
+CANARY_PROMPT = "Tell me a little about yourself."
+CANARY_COUNT = 20
+LORA_SCALE = 0.2  # of nn.Linear's init: changes the greedy answer, which still ends
+
+
+@pytest.fixture(scope="session")
+def canary_adapters(local_tiny, tmp_path_factory) -> list[Path]:
+    """CANARY_COUNT rank-16 LoRA adapters over local-tiny with random (scaled) weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model, _tokenizer, _path = local_tiny
+    folder = tmp_path_factory.mktemp("canaries")
+    peft_model = get_peft_model(model, LoraConfig(
+        r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        init_lora_weights=False))
+    paths = []
+    for seed in range(CANARY_COUNT):
+        generator = torch.Generator().manual_seed(1000 + seed)
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_" in name:  # uniform(+-1/sqrt(fan in)), B scaled down
+                    bound = param.shape[1] ** -0.5 * (LORA_SCALE if "lora_B" in name else 1)
+                    param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
+        paths.append(folder / f"canary{seed:02d}")
+        peft_model.save_pretrained(paths[-1])
+    peft_model.unload()
+    return paths
+
+
+@pytest.fixture(scope="session")
+def engine(local_tiny, tmp_path_factory) -> Iterator[EngineHandle]:
+    """The real engine (vLLM CPU) over local-tiny, for the whole session."""
+    _model, _tokenizer, path = local_tiny
+    process = start_engine(EngineSpec(str(path), max_loras=16, max_num_seqs=64),
+                           tmp_path_factory.mktemp("engine") / "engine.log")
+    try:
+        yield handle_of(process)
+    finally:
+        process.stop()
+
+
+@dataclass
+class ServingRoot:
+    settings: Settings
+    users: list[str]
+
+
+@pytest.fixture
+def serving_root(tmp_path, models_dir, canary_adapters) -> ServingRoot:
+    """A fresh data root with one user per canary adapter, each with a current version."""
+    settings = load_settings({"CLONE_HOME": str(tmp_path / "home"),
+                              "CLONE_MODELS_DIR": str(models_dir)})
+    settings.ensure_dirs()
+    migrate(settings.database_url)
+    names = []
+    with session_scope(settings.database_url) as session:
+        for i, adapter in enumerate(canary_adapters):
+            user = User(external_id=f"person-{i:02d}", display_name=f"Person {i}")
+            session.add(user)
+            session.flush()
+            session.add(ModelVersion(user_id=user.id, version=1, base_model="local-tiny",
+                                     adapter_path=str(adapter), adapter_sha256=f"{i:064d}",
+                                     metrics={}, promoted_at=utcnow()))
+            names.append(user.external_id)
+    return ServingRoot(settings, names)
+
+
+@pytest.fixture
+def gateway_factory(engine):
+    """Start a real gateway (uvicorn on a free loopback port) for a data root."""
+    servers = []
+
+    def start(settings: Settings, limits: Limits | None = None) -> str:
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings, engine, limits),
+                                               host="127.0.0.1", port=port,
+                                               log_level="warning"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.05)
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{port}"
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=30)
