@@ -3,11 +3,13 @@
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
+from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
 from clone_pipeline.defs.jobs import (
     complete_workflow,
     data_only,
+    train_and_deploy,
     training_presets,
     voice_integration,
 )
@@ -29,8 +31,9 @@ check_pairing(load_settings())
 
 defs = dg.Definitions(
     assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation,
-            voice_profile, voice_alignment],
-    jobs=[data_only, complete_workflow, voice_integration, *training_presets],
+            voice_profile, voice_alignment, deployment],
+    jobs=[data_only, complete_workflow, train_and_deploy, voice_integration,
+          *training_presets],
     sensors=[user_data_changed, voice_recordings_changed, training_run_failed,
              training_run_canceled],
     schedules=[nightly_data_refresh],
@@ -38,5 +41,5 @@ defs = dg.Definitions(
 )
 
 # The jobs a person can launch by name (the CLI's --job), in the order the README shows them.
-JOB_NAMES = tuple(job.name for job in (data_only, complete_workflow, voice_integration,
-                                       *training_presets))
+JOB_NAMES = tuple(job.name for job in (data_only, complete_workflow, train_and_deploy,
+                                       voice_integration, *training_presets))

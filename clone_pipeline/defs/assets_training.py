@@ -183,20 +183,23 @@ def trained_version_id(context: dg.AssetExecutionContext) -> uuid.UUID:
     """The model version the upstream trained_adapter materialisation produced: this run's
     own if it trained, else the partition's latest. Never "the user's newest version", so
     two overlapping runs cannot evaluate each other's adapters."""
-    key = trained_adapter.key
-    events = context.instance.all_logs(context.run.run_id,
-                                       of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
-    mine = [e.asset_materialization for e in events
-            if e.asset_materialization and e.asset_materialization.asset_key == key
-            and e.asset_materialization.partition == context.partition_key]
-    materialization = mine[-1] if mine else _latest_partition_materialization(context, key)
+    materialization = upstream_materialization(context, trained_adapter.key)
     if materialization is None or "model_version_id" not in materialization.metadata:
         raise dg.Failure(f"{context.partition_key}: no trained_adapter materialisation with a "
                          f"model version to evaluate; materialise trained_adapter first")
     return uuid.UUID(materialization.metadata["model_version_id"].value)
 
 
-def _latest_partition_materialization(context, key):
+def upstream_materialization(context: dg.AssetExecutionContext, key: dg.AssetKey
+                             ) -> dg.AssetMaterialization | None:
+    """The partition's materialisation of *key* made by this run, else its latest."""
+    events = context.instance.all_logs(context.run.run_id,
+                                       of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)
+    mine = [e.asset_materialization for e in events
+            if e.asset_materialization and e.asset_materialization.asset_key == key
+            and e.asset_materialization.partition == context.partition_key]
+    if mine:
+        return mine[-1]
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=key, asset_partitions=[context.partition_key]),
         limit=1)

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
+from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
 from clone_pipeline.training.config import PRESETS
@@ -16,9 +17,17 @@ data_only = dg.define_asset_job(
 complete_workflow = dg.define_asset_job(
     "complete_workflow",
     selection=dg.AssetSelection.assets(collected_training_data, formatted_datasets,
-                                       trained_adapter, model_evaluation),
-    description="Everything for one user: data, training and evaluation (voice and "
-                "deployment join as their assets land).",
+                                       trained_adapter, model_evaluation, deployment),
+    description="Everything for one user: data, training, evaluation and (with the "
+                "deployment asset's auto_deploy on) serving the version that passed.",
+)
+
+train_and_deploy = dg.define_asset_job(
+    "train_and_deploy",
+    selection=dg.AssetSelection.assets(trained_adapter, model_evaluation, deployment),
+    config={"ops": {"deployment": {"config": {"auto_deploy": True}}}},
+    description="Train on the user's formatted data, evaluate, and serve the version if it "
+                "passed (auto_deploy on).",
 )
 
 voice_integration = dg.define_asset_job(

@@ -1,5 +1,5 @@
-"""Typed run config for training and evaluation: TrainConfig's fields with its defaults, plus
-the pre-flight's free-disk floor (the Launchpad documents itself)."""
+"""Typed run config for training, evaluation and deployment: TrainConfig's fields with its
+defaults, plus the pre-flight's free-disk floor (the Launchpad documents itself)."""
 
 import sys
 from enum import Enum
@@ -78,12 +78,22 @@ class EvaluationConfig(dg.Config):
                     "user's collected answers; only with their families' consent).")
 
 
+class DeploymentConfig(dg.Config):
+    auto_deploy: bool = Field(
+        default=False, description="Deploy the version model_evaluation promoted (it beat "
+        "its base and the current version). Off: the asset records that nothing was deployed.")
+    deployment_name: str = Field(default="", description="Name of a new deployment (default "
+                                 "USER-vN); a user's existing deployment keeps its name.")
+    inference_type: str = Field(default="text", description="text or voice_integrated.")
+    caching: bool = Field(default=True, description="Cache deterministic answers.")
+
+
 def preset_run_config(preset: str) -> dict:
     """complete_workflow's run config with every field at its Launchpad default and the
     training preset *preset* applied (what examples/run_config/<preset>.yaml holds)."""
     configs = {"collected_training_data": CollectConfig(), "formatted_datasets": FormatConfig(),
                "trained_adapter": TrainingRunConfig(**PRESETS[preset]),
-               "model_evaluation": EvaluationConfig()}
+               "model_evaluation": EvaluationConfig(), "deployment": DeploymentConfig()}
     return {"ops": {op: {"config": _as_run_config(c)} for op, c in configs.items()}}
 
 

@@ -351,3 +351,10 @@ def record_inference(settings: Settings, logs: list[dict[str, Any]]) -> None:
     if logs:
         with session_scope(settings.database_url) as session:
             deployments.add_logs(session, logs)
+
+
+def version_base_model(settings: Settings, external_id: str, number: int) -> str:
+    """The base model version *number* of the user was trained on."""
+    with session_scope(settings.database_url) as session:
+        user_id = users.user_id_of(session, external_id)
+        return _pick_version(session, user_id, external_id, number, None).base_model
