@@ -412,6 +412,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                 _print_outcome(name, outcome)
         evaluations = {name: latest_evaluation(settings, name) for name in ready}
         console.print(_evaluation_table(evaluations))
+        _serve_and_ask(instance, settings, ready)
     if voice:
         with console.status("voice profiles and alignment") as status:
             for name in outcomes:
@@ -434,6 +435,33 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
     kept = [v for v in ("CLONE_DATABASE_URL", "DAGSTER_POSTGRES_URL") if os.environ.get(v)]
     if kept:
         console.print(f"  with {' and '.join(kept)} exported as they are now")
+
+
+def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
+    """Deploy the evaluated personas and print one answer from each, through the HTTP API."""
+    from clone_pipeline.engine.client import EngineError
+    from clone_pipeline.engine.process import EngineNotInstalledError
+    from clone_pipeline.orchestration.serving_demo import QUESTION, deploy_and_ask
+
+    try:
+        with console.status("serving") as status:
+            served = deploy_and_ask(instance, settings, names, QUIET_RUN,
+                                    say=lambda text: status.update(text))
+    except (EngineError, EngineNotInstalledError) as exc:
+        console.print(f"[red]serving failed:[/red] {escape(str(exc))}")
+        return
+    table = Table(title=f"Served through the gateway (POST /v1/chat/completions): "
+                        f"\"{QUESTION}\"", caption="greedy, 80 tokens at most; local-tiny "
+                  "is a toy base model, so the words are the point, not the sense")
+    table.add_column("user", no_wrap=True, min_width=14)
+    table.add_column("deployment")
+    table.add_column("answer")
+    for s in served:
+        table.add_row(s.user, s.deployment or "-",
+                      escape(s.answer) if s.answer is not None else f"[red]{escape(s.problem)}")
+    console.print(table)
+    console.print("Keep them running with the chat page at http://127.0.0.1:8000/ (make serve), "
+                  "then make a token: clone-pipeline token create margaret-ellis")
 
 
 def _voice_table(voices: dict[str, dict | None]) -> Table:

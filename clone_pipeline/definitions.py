@@ -9,6 +9,7 @@ from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
 from clone_pipeline.defs.jobs import (
     complete_workflow,
     data_only,
+    deploy_evaluated,
     train_and_deploy,
     training_presets,
     voice_integration,
@@ -32,7 +33,7 @@ check_pairing(load_settings())
 defs = dg.Definitions(
     assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation,
             voice_profile, voice_alignment, deployment],
-    jobs=[data_only, complete_workflow, train_and_deploy, voice_integration,
+    jobs=[data_only, complete_workflow, train_and_deploy, deploy_evaluated, voice_integration,
           *training_presets],
     sensors=[user_data_changed, voice_recordings_changed, training_run_failed,
              training_run_canceled],
@@ -42,4 +43,4 @@ defs = dg.Definitions(
 
 # The jobs a person can launch by name (the CLI's --job), in the order the README shows them.
 JOB_NAMES = tuple(job.name for job in (data_only, complete_workflow, train_and_deploy,
-                                       voice_integration, *training_presets))
+                                       deploy_evaluated, voice_integration, *training_presets))

@@ -30,6 +30,14 @@ train_and_deploy = dg.define_asset_job(
                 "passed (auto_deploy on).",
 )
 
+deploy_evaluated = dg.define_asset_job(
+    "deploy_evaluated",
+    selection=dg.AssetSelection.assets(deployment),
+    config={"ops": {"deployment": {"config": {"auto_deploy": True}}}},
+    description="Serve the user's latest evaluated version if it passed (needs the engine of "
+                "`clone-pipeline serve`, else starts a private one for the check).",
+)
+
 voice_integration = dg.define_asset_job(
     "voice_integration",
     selection=dg.AssetSelection.assets(voice_profile, voice_alignment),

@@ -1,0 +1,92 @@
+"""The demo's last act: serve the evaluated personas and ask each one question over HTTP.
+
+It starts the engine (recorded for this data root, so the Dagster `deployment` asset finds
+it), deploys each persona through the `deploy_evaluated` job, starts the gateway on a free
+loopback port, asks each deployment one question through the OpenAI-compatible API with a
+short-lived token, and stops everything again (`make serve` keeps it running).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import dagster as dg
+import httpx
+import uvicorn
+
+from clone_pipeline.engine.process import free_port, start_engine, write_state
+from clone_pipeline.orchestration.launch import RunOutcome, run_job_for_user
+from clone_pipeline.services.deployments import list_deployments, restore_deployments
+from clone_pipeline.services.engine import handle_of, spec_for, state_file
+from clone_pipeline.services.tokens import create_token
+from clone_pipeline.serving.app import create_app
+from clone_pipeline.settings import Settings
+
+QUESTION = "What did you love most about your childhood?"
+
+
+@dataclass
+class Served:
+    user: str
+    deployment: str | None
+    answer: str | None
+    problem: str | None = None
+
+
+def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list[str],
+                   run_config: dict, say: Callable[[str], None],
+                   question: str = QUESTION) -> list[Served]:
+    settings.serving_dir.mkdir(parents=True, exist_ok=True)
+    say("starting the engine (vLLM over local-tiny, about half a minute)")
+    engine = start_engine(spec_for(settings, "local-tiny"), settings.serving_dir / "engine.log")
+    write_state(state_file(settings), engine)
+    try:
+        restore_deployments(settings, handle_of(engine))  # an earlier demo's, if any
+        outcomes: dict[str, RunOutcome] = {}
+        for name in names:
+            say(f"deploy_evaluated for {name}")
+            outcomes[name] = run_job_for_user(instance, "deploy_evaluated", name, run_config)
+        return _ask(settings, engine, names, outcomes, question)
+    finally:
+        state_file(settings).unlink(missing_ok=True)
+        engine.stop()
+
+
+def _ask(settings, engine, names, outcomes, question) -> list[Served]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(settings, handle_of(engine)),
+                                           host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.05)
+    served = []
+    try:
+        for name in names:
+            active = [d for d in list_deployments(settings, external_id=name)
+                      if d.status == "active"]
+            if not active:
+                outcome = outcomes[name]
+                why = "; ".join(outcome.failed_checks.values()) or outcome.error or \
+                    "not promoted by its evaluation"
+                served.append(Served(name, None, None, why))
+                continue
+            token, _ = create_token(settings, name, name="demo", expires_in_days=1)
+            response = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                headers={"Authorization": f"Bearer {token}"}, timeout=120,
+                json={"model": active[-1].name, "max_tokens": 80, "temperature": 0,
+                      "messages": [{"role": "user", "content": question}]})
+            if response.status_code == 200:
+                text = response.json()["choices"][0]["message"]["content"]
+                served.append(Served(name, active[-1].name, text))
+            else:
+                served.append(Served(name, active[-1].name, None,
+                                     response.json()["error"]["message"]))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+    return served
