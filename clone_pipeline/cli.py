@@ -209,7 +209,7 @@ def _status_table(rows: list[dict]) -> Table:
     table = Table(title="Users (items: responses/stories/messages/recordings)",
                   caption="formatted: dataset version, train/eval examples, formats; adapter: "
                           "version, held-out perplexity of the adapter / its base (lower is "
-                          "better); deployment: serving is not built yet")
+                          "better); deployment: name, served version, status")
     for col in ("user", "items r/s/m/v"):
         table.add_column(col, no_wrap=True)
     table.add_column("data")
@@ -237,10 +237,11 @@ def _status_table(rows: list[dict]) -> Table:
             adapter = f"v{m['version']}: {m['adapter_perplexity']:.1f} / {m['base_perplexity']:.1f}"
         if m is not None and m["latest_version"] != m["version"]:
             adapter += f"\n(v{m['latest_version']} not current)"
-        voice = r["voice_profile"]
+        voice, dep = r["voice_profile"], r["deployment"]
         table.add_row(r["external_id"], items, data, formatted, adapter,
                       f"yes, {voice['created_at']:%Y-%m-%d}" if voice else "no",
-                      r["deployment"] or "none")
+                      f"{escape(dep['name'])} (v{dep['version']}, {dep['status']})" if dep
+                      else "none")
     return table
 
 

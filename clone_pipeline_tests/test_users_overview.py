@@ -53,7 +53,7 @@ def test_users_shows_each_user_from_data_to_deployment(sqlite_settings):
     assert walter["model"]["current"] and walter["model"]["latest_version"] == 2
     assert walter["model"]["adapter_perplexity"] == 297.84
     assert walter["voice_profile"]["created_at"] is not None
-    assert walter["deployment"] is None  # serving is not built yet
+    assert walter["deployment"] is None  # nothing deployed yet
     assert rosa["ready"] is False and rosa["formatted"] is None and rosa["model"] is None
     assert rosa["voice_profile"] is None
     assert margaret["ready"] is None  # imported, never collected

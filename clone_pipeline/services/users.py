@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from clone_pipeline.db import datasets, training, users, voice
+from clone_pipeline.db import datasets, deployments, training, users, voice
 from clone_pipeline.db.session import reclaim_deleted_rows, session_scope
 from clone_pipeline.db.statuses import VoiceProfileStatus
 from clone_pipeline.files import user_folders
@@ -17,8 +17,7 @@ def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str,
     counts; their latest dataset's readiness and quality; their latest formatting (train /
     eval examples, formats); their current model version (the one promoted last, else the
     newest, not yet judged) with its held-out perplexity and the newest version's number;
-    their latest usable voice profile; deployment (None: serving is
-    not built yet)."""
+    their latest usable voice profile; their newest live deployment (name, version, status)."""
     out = []
     with session_scope(settings.database_url) as session:
         for user in users.all_users(session):
@@ -29,6 +28,8 @@ def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str,
             model = training.current_version(session, user.id) or latest
             evaluation = (model.metrics or {}).get("evaluation", {}) if model else {}
             profile = voice.latest_profile(session, user.id, VoiceProfileStatus.READY)
+            live = deployments.live(session, user.id)
+            served = training.get_version(session, live[-1].model_version_id) if live else None
             out.append({"external_id": user.external_id, "display_name": user.display_name,
                         **users.item_counts(session, user.id),
                         "dataset_version": dataset.version if dataset else None,
@@ -45,7 +46,8 @@ def overview(settings: Settings, only: set[str] | None = None) -> list[dict[str,
                                   "latest_version": latest.version} if model else None,
                         "voice_profile": {"created_at": profile.created_at} if profile
                         else None,
-                        "deployment": None})
+                        "deployment": {"name": live[-1].name, "status": live[-1].status,
+                                       "version": served.version} if live else None})
     return out
 
 
