@@ -26,8 +26,9 @@ REPLY_WAIT_MS = 120_000  # a reply from vLLM on two CPU cores
 ASSISTANT = ".message[data-role=assistant]"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
+    """Chromium, checked for first: a machine without it skips before the engine starts."""
     executable = shutil.which("chromium")
     if executable is None or importlib.util.find_spec("playwright") is None:
         reason = ("the chat page test needs Debian's Chromium (apt-get install -y chromium; "
@@ -45,7 +46,7 @@ def browser():
 
 
 @pytest.fixture
-def chat(serving_root, engine, gateway_factory, browser):
+def chat(browser, serving_root, engine, gateway_factory):
     """A gateway with one user's model deployed, that user's token, and a fresh page."""
     settings = serving_root.settings
     owner = serving_root.users[0]
@@ -105,7 +106,7 @@ def _send(page, text: str):
 
 def test_signed_in_user_chats_with_streamed_replies_and_hears_them_in_the_owners_voice(chat):
     settings, owner, deployment, token, page = chat
-    page.get_by_label("Reply length (tokens)", exact=True).fill("16")
+    page.get_by_label("Max reply tokens", exact=True).fill("16")
     _sign_in(page, token)
     model = page.get_by_label("Deployment", exact=True)
     page.locator("#model option").first.wait_for(state="attached")
