@@ -166,3 +166,9 @@ def cli_env(tmp_path, models_dir):
                               capture_output=True, text=True, timeout=300)
 
     return run
+
+
+def pytest_collection_modifyitems(items):
+    """The serving tests share one engine (started on first use, stopped at the end of the
+    session): they run last, so its worker threads never compete with the other tests."""
+    items.sort(key=lambda item: "/test_serving/" in f"/{item.nodeid}")
