@@ -45,8 +45,11 @@ def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: s
     run_id = str(uuid.uuid4())  # the form of Dagster's own run ids
     if on_start is not None:
         on_start(run_id)
+    # A job's baked config (a training preset, auto_deploy) stays under what the caller
+    # gives: Dagster would otherwise drop it as soon as any run config is passed.
+    baked = job.get_run_config_for_partition_key(external_id) or {}
     result = job.execute_in_process(partition_key=external_id, instance=instance,
-                                    run_config=run_config or {}, tags=tags,
+                                    run_config=deep_merge(baked, run_config or {}), tags=tags,
                                     raise_on_error=False, run_id=run_id)
     failed = {e.check_name: (e.description or "failed")
               for e in result.get_asset_check_evaluations() if not e.passed}
@@ -60,6 +63,16 @@ def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: s
                              for e in result.get_asset_materialization_events()
                              if e.asset_key}),
         failed_checks=failed, error=error)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """*base* with *override* laid over it, nested dicts merged key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        merged[key] = (deep_merge(merged[key], value)
+                       if isinstance(value, dict) and isinstance(merged.get(key), dict)
+                       else value)
+    return merged
 
 
 def _root_cause(error) -> str:

@@ -14,6 +14,7 @@ from clone_pipeline.services.deployments import list_deployments
 
 pytestmark = pytest.mark.slow
 AUTO = {"ops": {"deployment": {"config": {"auto_deploy": True}}}}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @pytest.fixture
@@ -55,7 +56,8 @@ def test_promoted_version_is_deployed_and_a_later_one_moves_the_same_deployment(
     settings, instance = deploy_env
     user = "person-03"
     _evaluated(instance, settings, user, 1, promoted=True)
-    outcome = run_job_for_user(instance, "deploy_evaluated", user, AUTO)
+    # Only logger config given: the job's baked auto_deploy must survive it.
+    outcome = run_job_for_user(instance, "deploy_evaluated", user, QUIET)
     assert outcome.success, outcome
     [first] = list_deployments(settings, external_id=user)
     assert (first.status, first.model_version) == ("active", 1)
