@@ -761,12 +761,11 @@ def gpu(profile: str) -> None:
         console.print("GPUs       none found")
 
 
-if __name__ == "__main__":
-    main()
-
-
-# The serving commands live in their own module; registered last, once the helpers above
-# that they use exist.
+# The serving commands live in their own module; registered once the helpers above that
+# they use exist.
 from clone_pipeline.cli_serving import register as _register_serving  # noqa: E402
 
 _register_serving(main)
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,13 @@ import sys
 import click
 from rich.table import Table
 
-from clone_pipeline import cli as base
+
+def _base():
+    """cli.py's helpers (settings, readiness, consoles); imported when a command runs,
+    since cli.py imports this module while it loads."""
+    from clone_pipeline import cli
+
+    return cli
 
 
 def register(main: click.Group) -> None:
@@ -62,10 +68,10 @@ def serve(host: str, port: int, base_model: str, max_loras: int, kv_cache_gb: fl
     from clone_pipeline.engine.process import EngineNotInstalledError
     from clone_pipeline.serving.server import serve as run_server
 
-    settings = base._settings()
-    base._ensure_ready(settings, create=True)
+    settings = _base()._settings()
+    _base()._ensure_ready(settings, create=True)
     try:
-        run_server(settings, host, port, base_model, say=base.console.print,
+        run_server(settings, host, port, base_model, say=_base().console.print,
                    max_loras=max_loras, kv_cache_gb=kv_cache_gb, quantization=quantization,
                    gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
     except (EngineError, EngineNotInstalledError, ValueError, RuntimeError) as exc:
@@ -88,15 +94,15 @@ def token_create(external_id: str | None, admin: bool, name: str | None,
     """Create a token for EXTERNAL_ID (or --admin); it is printed once, keep it safe."""
     from clone_pipeline.services.tokens import create_token
 
-    settings = base._settings()
-    base._ensure_ready(settings)
+    settings = _base()._settings()
+    _base()._ensure_ready(settings)
     try:
         secret, info = create_token(settings, external_id, admin, name, expires_days)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
     if sys.stdout.isatty():
         who = "admin" if info.admin else info.user
-        base.err_console.print(f"token {info.prefix} for {who} (shown once):")
+        _base().err_console.print(f"token {info.prefix} for {who} (shown once):")
     click.echo(secret)
 
 
@@ -105,8 +111,8 @@ def token_list() -> None:
     """Every token: prefix, owner, created, expiry, revoked."""
     from clone_pipeline.services.tokens import list_tokens
 
-    settings = base._settings()
-    base._ensure_ready(settings)
+    settings = _base()._settings()
+    _base()._ensure_ready(settings)
     table = Table(title="API tokens (only their prefixes are kept in view)")
     for col in ("prefix", "name", "user", "admin", "created", "expires", "revoked"):
         table.add_column(col)
@@ -115,7 +121,7 @@ def token_list() -> None:
                       f"{t.created_at:%Y-%m-%d %H:%M}",
                       f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "-",
                       f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
-    base.console.print(table)
+    _base().console.print(table)
 
 
 @token.command(name="revoke")
@@ -125,13 +131,13 @@ def token_revoke(prefix_or_id: str) -> None:
     request."""
     from clone_pipeline.services.tokens import revoke_token
 
-    settings = base._settings()
-    base._ensure_ready(settings)
+    settings = _base()._settings()
+    _base()._ensure_ready(settings)
     count = revoke_token(settings, prefix_or_id)
     if not count:
         raise click.ClickException(f"no active token {prefix_or_id!r} (see clone-pipeline "
                                    f"token list)")
-    base.console.print(f"revoked {count} token(s)")
+    _base().console.print(f"revoked {count} token(s)")
 
 
 @click.command()
@@ -146,20 +152,20 @@ def deploy(external_id: str, version: int | None, name: str | None, inference_ty
     """Deploy EXTERNAL_ID's model version on the running engine, after a smoke check."""
     from clone_pipeline.services.deployments import deploy_model
 
-    settings = base._settings()
-    base._ensure_ready(settings)
+    settings = _base()._settings()
+    _base()._ensure_ready(settings)
     try:
         wanted = json.loads(optimizations) if optimizations else None
     except ValueError as exc:
         raise click.ClickException(f"--optimizations is not JSON: {exc}") from exc
     try:
-        with base.console.status("loading the adapter and checking a reply"):
+        with _base().console.status("loading the adapter and checking a reply"):
             dep = deploy_model(settings, _engine(settings), external_id, version=version,
                                name=name, inference_type=inference_type,
                                optimizations=wanted)
     except _refusals() as exc:
         raise click.ClickException(str(exc)) from exc
-    base.console.print(f"deployed {dep.name} ({dep.id}): {external_id} v{dep.model_version}, "
+    _base().console.print(f"deployed {dep.name} ({dep.id}): {external_id} v{dep.model_version}, "
                        f"{dep.status}", markup=False)
 
 
@@ -170,8 +176,8 @@ def deployments(external_id: str | None, as_json: bool) -> None:
     """Live deployments (of one user, if given)."""
     from clone_pipeline.services.deployments import list_deployments
 
-    settings = base._settings()
-    base._ensure_ready(settings)
+    settings = _base()._settings()
+    _base()._ensure_ready(settings)
     found = list_deployments(settings, external_id=external_id)
     if as_json:
         click.echo(json.dumps([d.public() for d in found], indent=2))
@@ -183,7 +189,7 @@ def deployments(external_id: str | None, as_json: bool) -> None:
         table.add_row(d.name, str(d.id), d.user, f"v{d.model_version}", d.inference_type,
                       d.status + (f": {d.error}" if d.error else ""),
                       f"{d.created_at:%Y-%m-%d %H:%M}")
-    base.console.print(table)
+    _base().console.print(table)
 
 
 @click.command()
@@ -194,13 +200,13 @@ def undeploy(deployment: str) -> None:
     from clone_pipeline.services.deployments import delete_deployment
     from clone_pipeline.services.engine import connect
 
-    settings = base._settings()
-    base._ensure_ready(settings)
+    settings = _base()._settings()
+    _base()._ensure_ready(settings)
     try:
         dep = delete_deployment(settings, connect(settings), deployment)
     except _refusals() as exc:
         raise click.ClickException(str(exc)) from exc
-    base.console.print(f"deleted {dep.name} ({dep.id})", markup=False)
+    _base().console.print(f"deleted {dep.name} ({dep.id})", markup=False)
 
 
 @click.command()

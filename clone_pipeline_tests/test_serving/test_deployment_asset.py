@@ -52,7 +52,7 @@ def _version_id(settings, user: str, number: int):
 
 
 def test_promoted_version_is_deployed_and_a_later_one_moves_the_same_deployment(
-        deploy_env, canary_adapters):
+        deploy_env, canary_adapters, engine):
     settings, instance = deploy_env
     user = "person-03"
     _evaluated(instance, settings, user, 1, promoted=True)
@@ -72,14 +72,8 @@ def test_promoted_version_is_deployed_and_a_later_one_moves_the_same_deployment(
     [moved] = list_deployments(settings, external_id=user)
     assert moved.id == first.id and moved.model_version == 2
     assert moved.adapter_name != first.adapter_name  # a new name, never a reload
-    loaded = deploy_env_engine_names(deploy_env)
+    loaded = engine.client.model_names()
     assert moved.adapter_name in loaded and first.adapter_name not in loaded
-
-
-def deploy_env_engine_names(deploy_env) -> set[str]:
-    from clone_pipeline.services.engine import connect
-
-    return connect(deploy_env[0]).client.model_names()
 
 
 def test_nothing_is_deployed_without_auto_deploy_or_a_promotion(deploy_env):
