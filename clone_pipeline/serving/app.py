@@ -220,7 +220,7 @@ class Gateway:
                     if not include_usage:
                         chunk.pop("usage", None)
                 yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
-                if time.monotonic() > deadline:
+                if time.perf_counter() > deadline:
                     status, error = "error", "timeout"
                     yield _sse_error("the request timed out", "timeout_error")
                     break
