@@ -80,7 +80,113 @@ def add_version(settings, external_id: str, number: int, adapter) -> None:
                                  metrics={}, promoted_at=utcnow()))
 
 
-# ------------------------------------------------------------------------ canary isolation
+# ------------------------------------------------------------------ clients that go away
+
+
+@pytest.fixture
+def one_user(serving_root, engine, gateway_factory):
+    settings = serving_root.settings
+    user = serving_root.users[0]
+    dep = deployments.deploy_model(settings, engine, user, optimizations=NO_CACHE)
+    token, _ = tokens.create_token(settings, user)
+    return settings, gateway_factory(settings), dep, token
+
+
+def _stream_one_chunk_and_leave(url: str, token: str, model: str) -> None:
+    """Open a long stream, read its first content chunk, and close the connection."""
+    with httpx.Client(base_url=url, headers=_auth(token), timeout=60) as http, http.stream(
+            "POST", "/v1/chat/completions", json={
+                "model": model, "messages": CANARY_MESSAGES, "stream": True, **LONG}) as reply:
+        assert reply.status_code == 200
+        for line in reply.iter_lines():
+            if line.startswith("data: ") and '"content"' in line:
+                return
+    pytest.fail("the stream ended before its first content chunk")
+
+
+def test_a_client_that_disconnects_mid_stream_stops_its_generation(one_user, engine):
+    """Once the gauge of running requests is back to 0, a generation that was not stopped
+    would have finished (request_success_total counts it, aborts are not counted) after
+    hundreds of tokens; neither happens."""
+    settings, url, dep, token = one_user
+    wait_until(lambda: engine.client.running_requests() == 0, what="an idle engine")
+    finished = engine_counter(engine, "vllm:request_success_total")
+    generated = engine_counter(engine, "vllm:generation_tokens_total")
+
+    _stream_one_chunk_and_leave(url, token, dep.name)
+    wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
+               what="the engine stops generating for a client that left")
+    assert engine_counter(engine, "vllm:request_success_total") == finished
+    assert engine_counter(engine, "vllm:generation_tokens_total") - generated < 100
+
+    for _ in range(50):
+        _stream_one_chunk_and_leave(url, token, dep.name)
+    wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
+               what="no generation outlives its client")
+    assert engine_counter(engine, "vllm:request_success_total") == finished
+    assert engine_counter(engine, "vllm:generation_tokens_total") - generated < 51 * 100
+    statuses = wait_until(lambda: (found := inference_statuses(settings, dep.id)) and len(
+        found) >= 51 and found, what="51 inference_logs rows")
+    assert statuses == ["cancelled"] * 51
+    reply = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token), json={
+        "model": dep.name, "messages": CANARY_MESSAGES, "max_tokens": 8}, timeout=60)
+    assert reply.status_code == 200
+
+
+def test_two_hundred_concurrent_requests_are_all_answered(one_user):
+    _settings, url, dep, token = one_user
+
+    async def burst() -> list[int]:
+        async with httpx.AsyncClient(base_url=url, headers=_auth(token), timeout=120,
+                                     limits=httpx.Limits(max_connections=200)) as http:
+            replies = await asyncio.gather(*(http.post("/v1/chat/completions", json={
+                "model": dep.name, "messages": [{"role": "user", "content": f"Hello {n}"}],
+                "max_tokens": 4, "temperature": 0.8}) for n in range(200)))
+        return [r.status_code for r in replies]
+
+    assert asyncio.run(burst()) == [200] * 200
+
+
+# --------------------------------------------------------------- delete and restore
+
+
+def test_a_deleted_deployment_stops_serving_on_the_next_request(one_user, engine):
+    settings, url, dep, token = one_user
+    body = {"model": dep.name, "messages": CANARY_MESSAGES, "max_tokens": 4}
+    chat = lambda: httpx.post(f"{url}/v1/chat/completions", headers=_auth(token),  # noqa: E731
+                              json=body, timeout=60)
+    assert chat().status_code == 200
+    assert dep.adapter_name in engine.client.model_names()
+    deployments.delete_deployment(settings, engine, dep.id)
+    assert chat().status_code == 404
+    assert dep.adapter_name not in engine.client.model_names()
+
+
+def test_restore_loads_every_active_deployment_into_a_fresh_engine(
+        serving_root, engine, gateway_factory):
+    settings, users = serving_root.settings, serving_root.users
+    deps = [deployments.deploy_model(settings, engine, u, optimizations=NO_CACHE)
+            for u in users[:3]]
+    deployments.delete_deployment(settings, engine, deps[2].id)
+    expected = {d.id: greedy(engine, d.adapter_name) for d in deps[:2]}
+    keys = {d.id: tokens.create_token(settings, d.user)[0] for d in deps[:2]}
+    url = gateway_factory(settings)
+    for dep in deps[:2]:  # what a restarted engine has: no adapters
+        engine.client.unload_adapter(dep.adapter_name)
+    assert not {d.adapter_name for d in deps} & engine.client.model_names()
+
+    assert deployments.restore_deployments(settings, engine) == (2, [])
+    assert {d.adapter_name for d in deps} & engine.client.model_names() == {
+        d.adapter_name for d in deps[:2]}
+    for dep in deps[:2]:
+        reply = httpx.post(f"{url}/v1/chat/completions", headers=_auth(keys[dep.id]), json={
+            "model": dep.name, "messages": CANARY_MESSAGES, "max_tokens": CANARY_TOKENS,
+            "temperature": 0}, timeout=60)
+        assert reply.json()["choices"][0]["message"]["content"] == expected[dep.id]
+
+
+# ------------------------------------- canary isolation (last: the session's set-up lands on
+# a shorter test first, inside the per-test timeout)
 
 
 @pytest.fixture
@@ -220,108 +326,3 @@ def _record_errors(work: Callable[[], None], problems: list) -> None:
         work()
     except Exception as exc:  # noqa: BLE001 - reported by the test's assertion
         problems.append(f"churn failed: {exc!r}")
-
-
-# ------------------------------------------------------------------ clients that go away
-
-
-@pytest.fixture
-def one_user(serving_root, engine, gateway_factory):
-    settings = serving_root.settings
-    user = serving_root.users[0]
-    dep = deployments.deploy_model(settings, engine, user, optimizations=NO_CACHE)
-    token, _ = tokens.create_token(settings, user)
-    return settings, gateway_factory(settings), dep, token
-
-
-def _stream_one_chunk_and_leave(url: str, token: str, model: str) -> None:
-    """Open a long stream, read its first content chunk, and close the connection."""
-    with httpx.Client(base_url=url, headers=_auth(token), timeout=60) as http, http.stream(
-            "POST", "/v1/chat/completions", json={
-                "model": model, "messages": CANARY_MESSAGES, "stream": True, **LONG}) as reply:
-        assert reply.status_code == 200
-        for line in reply.iter_lines():
-            if line.startswith("data: ") and '"content"' in line:
-                return
-    pytest.fail("the stream ended before its first content chunk")
-
-
-def test_a_client_that_disconnects_mid_stream_stops_its_generation(one_user, engine):
-    """Once the gauge of running requests is back to 0, a generation that was not stopped
-    would have finished (request_success_total counts it, aborts are not counted) after
-    hundreds of tokens; neither happens."""
-    settings, url, dep, token = one_user
-    wait_until(lambda: engine.client.running_requests() == 0, what="an idle engine")
-    finished = engine_counter(engine, "vllm:request_success_total")
-    generated = engine_counter(engine, "vllm:generation_tokens_total")
-
-    _stream_one_chunk_and_leave(url, token, dep.name)
-    wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
-               what="the engine stops generating for a client that left")
-    assert engine_counter(engine, "vllm:request_success_total") == finished
-    assert engine_counter(engine, "vllm:generation_tokens_total") - generated < 100
-
-    for _ in range(50):
-        _stream_one_chunk_and_leave(url, token, dep.name)
-    wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
-               what="no generation outlives its client")
-    assert engine_counter(engine, "vllm:request_success_total") == finished
-    assert engine_counter(engine, "vllm:generation_tokens_total") - generated < 51 * 100
-    statuses = wait_until(lambda: (found := inference_statuses(settings, dep.id)) and len(
-        found) >= 51 and found, what="51 inference_logs rows")
-    assert statuses == ["cancelled"] * 51
-    reply = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token), json={
-        "model": dep.name, "messages": CANARY_MESSAGES, "max_tokens": 8}, timeout=60)
-    assert reply.status_code == 200
-
-
-def test_two_hundred_concurrent_requests_are_all_answered(one_user):
-    _settings, url, dep, token = one_user
-
-    async def burst() -> list[int]:
-        async with httpx.AsyncClient(base_url=url, headers=_auth(token), timeout=120,
-                                     limits=httpx.Limits(max_connections=200)) as http:
-            replies = await asyncio.gather(*(http.post("/v1/chat/completions", json={
-                "model": dep.name, "messages": [{"role": "user", "content": f"Hello {n}"}],
-                "max_tokens": 4, "temperature": 0.8}) for n in range(200)))
-        return [r.status_code for r in replies]
-
-    assert asyncio.run(burst()) == [200] * 200
-
-
-# --------------------------------------------------------------- delete and restore
-
-
-def test_a_deleted_deployment_stops_serving_on_the_next_request(one_user, engine):
-    settings, url, dep, token = one_user
-    body = {"model": dep.name, "messages": CANARY_MESSAGES, "max_tokens": 4}
-    chat = lambda: httpx.post(f"{url}/v1/chat/completions", headers=_auth(token),  # noqa: E731
-                              json=body, timeout=60)
-    assert chat().status_code == 200
-    assert dep.adapter_name in engine.client.model_names()
-    deployments.delete_deployment(settings, engine, dep.id)
-    assert chat().status_code == 404
-    assert dep.adapter_name not in engine.client.model_names()
-
-
-def test_restore_loads_every_active_deployment_into_a_fresh_engine(
-        serving_root, engine, gateway_factory):
-    settings, users = serving_root.settings, serving_root.users
-    deps = [deployments.deploy_model(settings, engine, u, optimizations=NO_CACHE)
-            for u in users[:3]]
-    deployments.delete_deployment(settings, engine, deps[2].id)
-    expected = {d.id: greedy(engine, d.adapter_name) for d in deps[:2]}
-    keys = {d.id: tokens.create_token(settings, d.user)[0] for d in deps[:2]}
-    url = gateway_factory(settings)
-    for dep in deps[:2]:  # what a restarted engine has: no adapters
-        engine.client.unload_adapter(dep.adapter_name)
-    assert not {d.adapter_name for d in deps} & engine.client.model_names()
-
-    assert deployments.restore_deployments(settings, engine) == (2, [])
-    assert {d.adapter_name for d in deps} & engine.client.model_names() == {
-        d.adapter_name for d in deps[:2]}
-    for dep in deps[:2]:
-        reply = httpx.post(f"{url}/v1/chat/completions", headers=_auth(keys[dep.id]), json={
-            "model": dep.name, "messages": CANARY_MESSAGES, "max_tokens": CANARY_TOKENS,
-            "temperature": 0}, timeout=60)
-        assert reply.json()["choices"][0]["message"]["content"] == expected[dep.id]
