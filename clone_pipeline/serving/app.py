@@ -86,6 +86,20 @@ class Gateway:
                            param, kind="conflict_error")
         return found
 
+    async def current(self, principal: Principal, model: str, send, param: str = "model"):
+        """``send(deployment)`` with the deployment as it is now. An update switches the row
+        to a new adapter and then unloads the old one, so a request that looked the row up
+        just before gets the engine's 404: it looks again, once."""
+        for attempt in (1, 2):
+            dep = await self.deployment(principal, model, param)
+            started = time.perf_counter()
+            try:
+                return await send(dep)
+            except AdapterGone:
+                if attempt == 2:
+                    self.log(dep, started, "error", None, error="engine_404")
+                    raise
+
     # ------------------------------------------------------------------ one completion
 
     def engine_payload(self, dep: deploys.Deployment, messages: list[dict[str, str]],
@@ -136,8 +150,10 @@ class Gateway:
             raise ApiError(503, "the inference engine is not reachable",
                            kind="engine_error") from None
         if response.status_code != 200:
-            self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
-            raise self.engine_error(response.status_code, response.text, requested_model)
+            error = self.engine_error(response.status_code, response.text, requested_model)
+            if not isinstance(error, AdapterGone):  # `current` looks again, logs if it must
+                self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
+            raise error
         answer = response.json()
         answer["model"] = requested_model
         usage = answer.get("usage")
@@ -147,8 +163,8 @@ class Gateway:
         return answer
 
     def engine_error(self, status: int, text: str, model: str) -> ApiError:
-        if status == 404:  # the adapter was unloaded (deleted) since the lookup
-            return not_found(f"deployment {model!r}")
+        if status == 404:  # the adapter was unloaded (updated or deleted) since the lookup
+            return AdapterGone(model)
         if status == 400:
             param = "max_tokens" if "max_tokens" in text or "context" in text else "messages"
             return ApiError(422, f"the engine refused the request: {_engine_message(text)}",
@@ -172,8 +188,10 @@ class Gateway:
         if response.status_code != 200:
             text = (await response.aread()).decode(errors="replace")
             await response.aclose()
-            self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
-            raise self.engine_error(response.status_code, text, requested_model)
+            error = self.engine_error(response.status_code, text, requested_model)
+            if not isinstance(error, AdapterGone):
+                self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
+            raise error
         return StreamingResponse(self._relay(dep, response, started, requested_model,
                                              include_usage),
                                  media_type="text/event-stream",
@@ -202,7 +220,7 @@ class Gateway:
                     if not include_usage:
                         chunk.pop("usage", None)
                 yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
-                if time.monotonic() > deadline:
+                if time.perf_counter() > deadline:
                     status, error = "error", "timeout"
                     yield _sse_error("the request timed out", "timeout_error")
                     break
@@ -218,6 +236,14 @@ class Gateway:
         finally:
             await response.aclose()
             self.log(dep, started, status, usage, first_token=first, error=error)
+
+
+class AdapterGone(ApiError):
+    """The engine no longer has the adapter the lookup named (a 404 to the client)."""
+
+    def __init__(self, model: str):
+        error = not_found(f"deployment {model!r}")
+        super().__init__(error.status, error.message, kind=error.kind)
 
 
 def _sse_error(message: str, kind: str) -> str:
@@ -296,13 +322,16 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
     async def chat_completions(body: ChatRequest, request: Request,
                                who: Who):
         gw = gateway(request)
-        dep = await gw.deployment(who, body.model)
-        payload = gw.engine_payload(dep, [m.model_dump() for m in body.messages],
-                                    body.engine_fields())
-        if body.stream:
-            include = bool(body.stream_options and body.stream_options.include_usage)
-            return await gw.stream(dep, payload, body.model, include)
-        return await gw.complete(dep, payload, body.model)
+
+        async def send(dep: deploys.Deployment):
+            payload = gw.engine_payload(dep, [m.model_dump() for m in body.messages],
+                                        body.engine_fields())
+            if body.stream:
+                include = bool(body.stream_options and body.stream_options.include_usage)
+                return await gw.stream(dep, payload, body.model, include)
+            return await gw.complete(dep, payload, body.model)
+
+        return await gw.current(who, body.model, send)
 
     @app.post("/api/training/deploy", tags=["seed"])
     async def deploy(body: DeployAction, request: Request,
@@ -389,20 +418,23 @@ async def _deploy_action(gw: Gateway, who: Principal, body: DeployAction) -> dic
                                       who)
         return {"success": True, "deployment": dep.public()}
     # inference
-    dep = await gw.deployment(who, _required(body.modelId or body.deploymentId, "modelId"),
-                              "modelId")
     options = body.options
-    prompt = dep.system_prompt
-    if options.emotionalTone:
-        prompt += f" Answer in a {options.emotionalTone} tone."
     sampling = {"max_tokens": options.maxTokens, "temperature": options.temperature,
                 "top_p": options.topP} | ({"seed": options.seed} if options.seed is not None
                                           else {})
-    payload = gw.engine_payload(dep, [{"role": "system", "content": prompt},
-                                      {"role": "user",
-                                       "content": _required(body.prompt, "prompt")}], sampling)
+    user_prompt = _required(body.prompt, "prompt")
+
+    async def send(dep: deploys.Deployment):
+        prompt = dep.system_prompt
+        if options.emotionalTone:
+            prompt += f" Answer in a {options.emotionalTone} tone."
+        payload = gw.engine_payload(dep, [{"role": "system", "content": prompt},
+                                          {"role": "user", "content": user_prompt}], sampling)
+        return dep, await gw.complete(dep, payload, dep.name)
+
     started = time.perf_counter()
-    answer = await gw.complete(dep, payload, dep.name)
+    dep, answer = await gw.current(
+        who, _required(body.modelId or body.deploymentId, "modelId"), send, "modelId")
     text = answer["choices"][0]["message"]["content"] or ""
     result: dict[str, Any] = {"text": text, "usage": answer.get("usage"),
                               "finishReason": answer["choices"][0]["finish_reason"],
