@@ -33,6 +33,8 @@ class ChatRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    # vLLM's extension: no end token before this many tokens (fixed-length load tests).
+    min_tokens: int | None = Field(default=None, ge=0)
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     user: str | None = Field(default=None, max_length=128)
@@ -56,7 +58,7 @@ class ChatRequest(BaseModel):
 
     def engine_fields(self) -> dict[str, Any]:
         """The sampling fields passed on to the engine, unset ones left out."""
-        return self.model_dump(include={"temperature", "top_p", "stop", "seed"},
+        return self.model_dump(include={"temperature", "top_p", "stop", "seed", "min_tokens"},
                                exclude_none=True) | (
             {"max_tokens": self.max_tokens or self.max_completion_tokens}
             if (self.max_tokens or self.max_completion_tokens) else {})
