@@ -35,6 +35,8 @@ class ChatRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    # vLLM's extension: no end token before this many tokens (fixed-length load tests).
+    min_tokens: int | None = Field(default=None, ge=0)
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     user: str | None = Field(default=None, max_length=128)
@@ -58,7 +60,7 @@ class ChatRequest(BaseModel):
 
     def engine_fields(self) -> dict[str, Any]:
         """The sampling fields passed on to the engine, unset ones left out."""
-        return self.model_dump(include={"temperature", "top_p", "stop", "seed",
+        return self.model_dump(include={"temperature", "top_p", "stop", "seed", "min_tokens",
                                         "presence_penalty", "frequency_penalty"},
                                exclude_none=True) | (
             {"max_tokens": self.max_tokens or self.max_completion_tokens}

@@ -146,3 +146,14 @@ def test_bad_requests_get_422_naming_the_field(two_users):
     broken = httpx.post(f"{url}/v1/chat/completions", headers={
         **_auth(token_a), "Content-Type": "application/json"}, content=b"{not json")
     assert broken.status_code == 422 and "JSON" in broken.json()["error"]["message"]
+
+
+def test_min_tokens_reaches_the_engine_for_fixed_length_answers(two_users):
+    _settings, url, (dep_a, token_a), _b, _admin = two_users
+    # The deployment check saw this prompt's greedy reply end within SMOKE_TOKENS.
+    body = {"model": dep_a.name, "temperature": 0, "max_tokens": deployments.SMOKE_TOKENS,
+            "min_tokens": deployments.SMOKE_TOKENS,
+            "messages": [{"role": "user", "content": deployments.SMOKE_PROMPT}]}
+    answer = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a), json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["usage"]["completion_tokens"] == deployments.SMOKE_TOKENS
