@@ -26,9 +26,11 @@ REPLY_WAIT_MS = 120_000  # a reply from vLLM on two CPU cores
 ASSISTANT = ".message[data-role=assistant]"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Chromium, checked for first: a machine without it skips before the engine starts."""
+    """Chromium, checked for first: a machine without it skips before the engine starts.
+    Module-scoped: Playwright's sync API holds an event loop on this thread until it stops,
+    and later tests run their own (asyncio.run)."""
     executable = shutil.which("chromium")
     if executable is None or importlib.util.find_spec("playwright") is None:
         reason = ("the chat page test needs Debian's Chromium (apt-get install -y chromium; "
