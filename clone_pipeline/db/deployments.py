@@ -44,6 +44,13 @@ def active(session: Session) -> list[tuple[ModelDeployment, ModelVersion]]:
         .order_by(ModelDeployment.created_at)).tuples())
 
 
+def interrupted(session: Session) -> list[ModelDeployment]:
+    """Deployments left half-way (``deploying``) by a process that stopped."""
+    return list(session.scalars(select(ModelDeployment).where(
+        ModelDeployment.status == DeploymentStatus.DEPLOYING,
+        ModelDeployment.deleted_at.is_(None))))
+
+
 def resolve(session: Session, model: str, user_id: uuid.UUID | None
             ) -> list[tuple[ModelDeployment, ModelVersion, str]]:
     """Live deployments whose id or name is *model*, with version and owner's external id;

@@ -44,7 +44,7 @@ def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list
     engine = start_engine(spec_for(settings, "local-tiny"), settings.serving_dir / "engine.log")
     write_state(state_file(settings), engine)
     try:
-        restore_deployments(settings, handle_of(engine))  # an earlier demo's, if any
+        restore_deployments(settings, handle_of(engine), fresh_engine=True)  # earlier demos'
         outcomes: dict[str, RunOutcome] = {}
         for name in names:
             say(f"deploy_evaluated for {name}")

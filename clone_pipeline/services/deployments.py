@@ -327,10 +327,20 @@ def delete_deployment(settings: Settings, engine: EngineHandle | None,
         return _record(row, training.get_version(session, row.model_version_id), current.user)
 
 
-def restore_deployments(settings: Settings, engine: EngineHandle) -> tuple[int, list[str]]:
+def restore_deployments(settings: Settings, engine: EngineHandle,
+                        fresh_engine: bool = False) -> tuple[int, list[str]]:
     """Load the adapter of every active deployment into *engine* (after a restart); returns
-    how many were restored and why the others were not (they are marked failed)."""
+    how many were restored and why the others were not (they are marked failed).
+
+    With *fresh_engine* (one this process just started, so nobody else can be deploying into
+    it), deployments left ``deploying`` by a process that stopped are marked failed, saying
+    so, instead of answering 409 forever; deploy them again."""
     with session_scope(settings.database_url) as session:
+        if fresh_engine:
+            for row in deployments.interrupted(session):
+                deployments.mark(session, row.id, DeploymentStatus.FAILED,
+                                 "interrupted while deploying (its process stopped): deploy "
+                                 "it again")
         wanted = [(d.id, d.adapter_name, v.adapter_path, v.base_model)
                   for d, v in deployments.active(session)]
     restored, problems = 0, []

@@ -40,7 +40,7 @@ def serve(settings: Settings, host: str, port: int, base_model: str,
         write_state(state_file(settings), engine_process)
         handle = handle_of(engine_process)
     try:
-        _restore(settings, handle, say)
+        _restore(settings, handle, say, fresh_engine=engine_process is not None)
         say(f"gateway on http://{host}:{port}/ (chat page at /, OpenAPI at /docs)")
         uvicorn.run(create_app(settings, handle), host=host, port=port, log_level="warning",
                     access_log=False)
@@ -50,8 +50,9 @@ def serve(settings: Settings, host: str, port: int, base_model: str,
             engine_process.stop()
 
 
-def _restore(settings: Settings, handle: EngineHandle, say: Callable[[str], None]) -> None:
-    restored, problems = restore_deployments(settings, handle)
+def _restore(settings: Settings, handle: EngineHandle, say: Callable[[str], None],
+             fresh_engine: bool) -> None:
+    restored, problems = restore_deployments(settings, handle, fresh_engine)
     say(f"restored {restored} active deployment(s)")
     for problem in problems:
         say(f"  not restored: {problem}")

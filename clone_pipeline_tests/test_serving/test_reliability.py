@@ -188,6 +188,22 @@ def test_restore_loads_every_active_deployment_into_a_fresh_engine(
         assert reply.json()["choices"][0]["message"]["content"] == expected[dep.id]
 
 
+def test_a_deployment_left_half_way_is_failed_by_a_fresh_engine_not_by_a_shared_one(
+        serving_root, engine):
+    settings = serving_root.settings
+    with session_scope(settings.database_url) as session:
+        version = session.query(ModelVersion).first()
+        stuck = deployment_rows.add(session, user_id=version.user_id,
+                                    model_version_id=version.id, name="stuck",
+                                    status="deploying", adapter_name="dstuckr1", settings={})
+        stuck_id = stuck.id
+    deployments.restore_deployments(settings, engine)  # a shared engine: someone may be busy
+    assert deployments.get_deployment(settings, stuck_id).status == "deploying"
+    deployments.restore_deployments(settings, engine, fresh_engine=True)
+    failed = deployments.get_deployment(settings, stuck_id)
+    assert failed.status == "failed" and "interrupted" in failed.error
+
+
 # ------------------------------------- canary isolation (last: the session's set-up lands on
 # a shorter test first, inside the per-test timeout)
 
