@@ -41,7 +41,7 @@ def active(session: Session) -> list[tuple[ModelDeployment, ModelVersion]]:
         .join(ModelVersion, ModelVersion.id == ModelDeployment.model_version_id)
         .where(ModelDeployment.status == DeploymentStatus.ACTIVE,
                ModelDeployment.deleted_at.is_(None))
-        .order_by(ModelDeployment.created_at)).tuples())
+        .order_by(ModelDeployment.created_at)))
 
 
 def interrupted(session: Session) -> list[ModelDeployment]:
@@ -65,7 +65,7 @@ def resolve(session: Session, model: str, user_id: uuid.UUID | None
         query = query.where(ModelDeployment.name == model)
     if user_id is not None:
         query = query.where(ModelDeployment.user_id == user_id)
-    return list(session.execute(query).tuples())
+    return list(session.execute(query))
 
 
 def mark(session: Session, deployment_id: uuid.UUID, status: DeploymentStatus,

@@ -32,7 +32,7 @@ def valid(session: Session, token_hash: str) -> tuple[ApiToken, str | None] | No
 def listing(session: Session) -> list[tuple[ApiToken, str | None]]:
     return list(session.execute(
         select(ApiToken, User.external_id).outerjoin(User, User.id == ApiToken.user_id)
-        .order_by(ApiToken.created_at)).tuples())
+        .order_by(ApiToken.created_at)))
 
 
 def revoke(session: Session, prefix_or_id: str) -> int:
