@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from clone_pipeline.engine.client import EngineClient, EngineError
@@ -58,7 +58,6 @@ class EngineProcess:
     spec: EngineSpec
     log_path: Path
     device: str
-    extra: dict = field(default_factory=dict)
 
     def client(self) -> EngineClient:
         return EngineClient(self.url, self.key)

@@ -95,7 +95,7 @@ def test_deterministic_answer_is_cached_per_user_and_logged_without_text(two_use
                in rows)
 
 
-def test_seed_deploy_actions_round_trip(two_users):
+def test_seed_deploy_actions_round_trip(two_users, engine):
     settings, url, (dep_a, token_a), (dep_b, _), _admin = two_users
     post = lambda body: httpx.post(f"{url}/api/training/deploy",  # noqa: E731
                                    headers=_auth(token_a), json=body, timeout=120)
@@ -120,12 +120,7 @@ def test_seed_deploy_actions_round_trip(two_users):
     assert gone["deployment"]["status"] == "stopped"
     assert post({"action": "inference", "modelId": str(dep_a.id),
                  "prompt": "Hello"}).status_code == 404
-    assert "d" + dep_a.id.hex[:16] + "r1" not in _engine_models(settings, dep_a)
-
-
-def _engine_models(settings, dep):
-    from clone_pipeline.services.engine import connect  # noqa: F401 - documents the path
-    return set()
+    assert dep_a.adapter_name not in engine.client.model_names()  # unloaded at once
 
 
 def test_bad_requests_get_422_naming_the_field(two_users):
