@@ -374,4 +374,28 @@ class TrainingWorkflow(_PipelineRow, Base):
     stages: Mapped[dict[str, Any]] = mapped_column(default=dict)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    __table_args__ = (Index("ix_training_workflows_user_created", "user_id", "created_at"),)
+    # Migration 0005: where it was queued, how urgent, what it was estimated from, and why
+    # it failed. data_examples and hardware_profile pick the history an estimate uses.
+    queue_name: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str | None] = mapped_column(String(16))
+    data_examples: Mapped[int | None] = mapped_column(Integer)
+    hardware_profile: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_training_workflows_user_created", "user_id", "created_at"),
+                      Index("ix_training_workflows_status", "status"))
+
+
+class TrainingQueue(Base):
+    """An admin's queue on the shared GPUs: how many of its runs may run at once and the
+    run priority each priority name gets. Dagster's run queue enforces it (run tags)."""
+
+    __tablename__ = "training_queues"
+    id: Mapped[uuid.UUID] = _pk()
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    owner: Mapped[str] = mapped_column(String(128), nullable=False)
+    max_concurrent_jobs: Mapped[int] = mapped_column(Integer, nullable=False)
+    priority_weights: Mapped[dict[str, Any]] = mapped_column(nullable=False)
+    paused: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow, nullable=False)
