@@ -23,6 +23,9 @@ class Settings:
     engine_url: str | None = None  # an inference engine already running elsewhere
     engine_key: str | None = None
     cache_url: str | None = None  # Redis for the gateway's response cache (replicas)
+    dagster_url: str = "http://127.0.0.1:3000"  # the webserver queued launches go through
+    gpu_slots: int | None = None  # concurrent GPU runs; None: one per detected GPU (min 1)
+    max_run_seconds: int = 86_400  # dagster/max_runtime of launched runs: a hung run ends
 
     @property
     def serving_dir(self) -> Path:
@@ -67,6 +70,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     CLONE_ENGINE_URL     an OpenAI-compatible vLLM server already running (with
                          CLONE_ENGINE_KEY); unset, `clone-pipeline serve` starts one
     CLONE_CACHE_URL      redis://... for the gateway's response cache (default in memory)
+    CLONE_DAGSTER_URL    the Dagster webserver queued runs are submitted to
+                         (default http://127.0.0.1:3000, what `clone-pipeline ui` starts)
+    CLONE_GPU_SLOTS      GPU runs at once (default: one per GPU NVML finds, at least 1)
+    CLONE_MAX_RUNTIME_S  seconds after which a queued run is ended as hung (default 86400)
     """
     env = os.environ if env is None else env
     home = Path(env.get("CLONE_HOME") or DEFAULT_HOME).expanduser().resolve()
@@ -80,4 +87,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         engine_url=env.get("CLONE_ENGINE_URL") or None,
         engine_key=env.get("CLONE_ENGINE_KEY") or None,
         cache_url=env.get("CLONE_CACHE_URL") or None,
+        dagster_url=(env.get("CLONE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        gpu_slots=_positive_int(env, "CLONE_GPU_SLOTS"),
+        max_run_seconds=_positive_int(env, "CLONE_MAX_RUNTIME_S") or 86_400,
     )
+
+
+def _positive_int(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name)
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name} must be a whole number of 1 or more, not {raw!r}")
+    return int(raw)

@@ -128,6 +128,13 @@ def free_memory_mb(report: HardwareReport) -> tuple[float | None, str]:
             f"free memory of GPU {gpu.index} ({gpu.name})")
 
 
+def hardware_class() -> str:
+    """The profile name this machine's first GPU maps to, or "cpu" (NVML only, no torch):
+    what duration history is grouped by."""
+    gpus, _ = gpu_status()
+    return _profile_for(gpus[0].name) if gpus else "cpu"
+
+
 def _profile_for(gpu_name: str) -> str:
     lowered = gpu_name.lower()
     for key, profile in (("5090", "rtx5090"), ("a100", "a100"), ("h100", "h100"),
