@@ -21,6 +21,7 @@ from clone_pipeline.defs.sensors import (
     training_run_failed,
     user_data_changed,
     voice_recordings_changed,
+    workflow_progress,
 )
 from clone_pipeline.services.pairing import check_pairing
 from clone_pipeline.settings import load_settings
@@ -36,7 +37,7 @@ defs = dg.Definitions(
     jobs=[data_only, complete_workflow, train_and_deploy, deploy_evaluated, voice_integration,
           *training_presets],
     sensors=[user_data_changed, voice_recordings_changed, training_run_failed,
-             training_run_canceled],
+             training_run_canceled, workflow_progress],
     schedules=[nightly_data_refresh],
     resources={"clone": CloneSettings()},
 )

@@ -6,7 +6,13 @@ from clone_pipeline.defs.assets_data import collected_training_data, formatted_d
 from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
+from clone_pipeline.services.workflows import STAGES
 from clone_pipeline.training.config import PRESETS
+
+# The workflow's stages are these assets, in this order (services.workflows names them).
+WORKFLOW_ASSETS = (collected_training_data, formatted_datasets, voice_profile, voice_alignment,
+                   trained_adapter, model_evaluation, deployment)
+assert [a.key.to_user_string() for a in WORKFLOW_ASSETS] == list(STAGES)
 
 data_only = dg.define_asset_job(
     "data_only",
@@ -16,10 +22,11 @@ data_only = dg.define_asset_job(
 
 complete_workflow = dg.define_asset_job(
     "complete_workflow",
-    selection=dg.AssetSelection.assets(collected_training_data, formatted_datasets,
-                                       trained_adapter, model_evaluation, deployment),
-    description="Everything for one user: data, training, evaluation and (with the "
-                "deployment asset's auto_deploy on) serving the version that passed.",
+    selection=dg.AssetSelection.assets(*WORKFLOW_ASSETS),
+    description="Everything for one user: data, voice, training, evaluation and (with the "
+                "deployment asset's auto_deploy on) serving the version that passed. A "
+                "workflow launch (clone-pipeline workflow start, the REST API) selects the "
+                "stages it asked for; `clone-pipeline run` leaves the voice stages out.",
 )
 
 train_and_deploy = dg.define_asset_job(

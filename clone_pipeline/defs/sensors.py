@@ -1,10 +1,12 @@
 """Sensors: keep a partition for every user and request data (and voice) runs for users whose
-material changed; close the training-run rows of Dagster runs that failed or were cancelled."""
+material changed; close the training-run rows of Dagster runs that failed or were cancelled;
+keep the workflows' rows up to date."""
 
 from datetime import datetime
 
 import dagster as dg
 
+from clone_pipeline.control.workflows import active_workflows
 from clone_pipeline.db.session import safe_url
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import collected_training_data
@@ -119,3 +121,13 @@ def _close(context: dg.RunStatusSensorContext, clone: CloneSettings,
     closed = runs.close_unfinished_runs(clone.settings(), run_id, status, error)
     if closed:
         context.log.info(f"{closed} training run(s) of Dagster run {run_id} marked {status}")
+
+
+@dg.sensor(minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Brings the training_workflows rows of workflows in progress up to "
+                       "date from their runs (stage states, times, why one stopped), so the "
+                       "table is right even when nobody asks the API.")
+def workflow_progress(context: dg.SensorEvaluationContext,
+                      clone: CloneSettings) -> dg.SkipReason:
+    updated = active_workflows(clone.settings(), context.instance)
+    return dg.SkipReason(f"{len(updated)} workflow(s) in progress brought up to date")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from clone_pipeline.control.queues import apply_gpu_slots
 from clone_pipeline.db.session import migrate, psycopg2_url
 from clone_pipeline.files import atomic_path
 from clone_pipeline.services.pairing import check_pairing, record_pairing
@@ -44,23 +45,25 @@ def initialise(settings: Settings, template: Path | None = None) -> Path:
     settings.ensure_dirs()
     migrate(settings.database_url)
     written = write_dagster_yaml(settings, template)
-    prepare_dagster_storage(settings.dagster_home)
+    prepare_dagster_storage(settings)
     record_pairing(settings)
     return written
 
 
-def prepare_dagster_storage(dagster_home: Path) -> None:
-    """Create and stamp Dagster's run, event-log and schedule storage now, in one process.
+def prepare_dagster_storage(settings: Settings) -> None:
+    """Create and stamp Dagster's run, event-log and schedule storage now, in one process,
+    and set the GPU pool's limit.
 
     Left to `dagster dev`, the webserver, daemon and code server all create a fresh SQLite
     instance at once and can stamp its Alembic table twice ("more than one head").
     """
     import dagster as dg
 
-    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+    with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         instance.get_runs(limit=1)
         instance.get_dynamic_partitions("users")
         instance.all_instigator_state()
+        apply_gpu_slots(settings, instance)
 
 
 def default_template() -> Path | None:

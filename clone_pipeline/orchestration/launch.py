@@ -7,8 +7,10 @@ from typing import Any
 
 import dagster as dg
 
+from clone_pipeline.control.workflows import deep_merge, root_cause
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.services.users import require_user
+from clone_pipeline.services.workflows import stages_for
 from clone_pipeline.settings import Settings
 
 
@@ -29,12 +31,15 @@ def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: s
                      run_config: dict[str, Any] | None = None,
                      tags: dict[str, str] | None = None,
                      settings: Settings | None = None,
-                     on_start: Callable[[str], None] | None = None) -> RunOutcome:
+                     on_start: Callable[[str], None] | None = None,
+                     assets: list[str] | None = None) -> RunOutcome:
     """Register *external_id* as a partition and execute *job_name* for it in this process.
 
     The run, its events and lineage are recorded in *instance* (visible in the UI). With
     *settings*, an unknown user is refused before a partition or a run is created.
-    *on_start* gets the run's id before it executes (to follow it from elsewhere).
+    *on_start* gets the run's id before it executes (to follow it from elsewhere). *assets*
+    narrows the run to those assets; complete_workflow runs without its voice stages here (a
+    queued `workflow start` picks its own).
     """
     from clone_pipeline.definitions import defs
 
@@ -48,7 +53,11 @@ def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: s
     # A job's baked config (a training preset, auto_deploy) stays under what the caller
     # gives: Dagster would otherwise drop it as soon as any run config is passed.
     baked = job.get_run_config_for_partition_key(external_id) or {}
+    if assets is None and job_name == "complete_workflow":
+        assets = stages_for(include_voice_integration=False, auto_deployment=True)
+    selection = [dg.AssetKey(name) for name in assets] if assets is not None else None
     result = job.execute_in_process(partition_key=external_id, instance=instance,
+                                    asset_selection=selection,
                                     run_config=deep_merge(baked, run_config or {}), tags=tags,
                                     raise_on_error=False, run_id=run_id)
     failed = {e.check_name: (e.description or "failed")
@@ -56,27 +65,10 @@ def run_job_for_user(instance: dg.DagsterInstance, job_name: str, external_id: s
     error = None
     if not result.success:
         failures = [e for e in result.all_events if e.is_step_failure]
-        error = _root_cause(failures[0].step_failure_data.error) if failures else "run failed"
+        error = root_cause(failures[0].step_failure_data.error) if failures else "run failed"
     return RunOutcome(
         run_id=result.run_id, success=result.success and not failed,
         materialized=sorted({e.asset_key.to_user_string()
                              for e in result.get_asset_materialization_events()
                              if e.asset_key}),
         failed_checks=failed, error=error)
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """*base* with *override* laid over it, nested dicts merged key by key."""
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = (deep_merge(merged[key], value)
-                       if isinstance(value, dict) and isinstance(merged.get(key), dict)
-                       else value)
-    return merged
-
-
-def _root_cause(error) -> str:
-    """The innermost error message (Dagster wraps user errors in its own)."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return error.message.strip().splitlines()[-1] if error else "run failed"
