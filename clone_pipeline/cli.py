@@ -761,11 +761,13 @@ def gpu(profile: str) -> None:
         console.print("GPUs       none found")
 
 
-# The serving commands live in their own module; registered once the helpers above that
-# they use exist.
+# The serving and operating commands live in their own modules; registered once the
+# helpers above that they use exist.
+from clone_pipeline.cli_operate import register as _register_operating  # noqa: E402
 from clone_pipeline.cli_serving import register as _register_serving  # noqa: E402
 
 _register_serving(main)
+_register_operating(main)
 
 if __name__ == "__main__":
     main()
