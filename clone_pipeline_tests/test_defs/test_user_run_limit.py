@@ -12,11 +12,16 @@ import subprocess
 
 import dagster as dg
 import pytest
-import requests
 from dagster_graphql import DagsterGraphQLClient
 
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline_tests.test_defs.dagster_dev import BIN, REPO, dagster_dev, wait_for
+from clone_pipeline_tests.test_defs.dagster_dev import (
+    BIN,
+    REPO,
+    code_location_loaded,
+    dagster_dev,
+    wait_for,
+)
 
 SAME, OTHER = "margaret-ellis", "walter-okafor"
 CHANGE_SENSORS = ("user_data_changed", "voice_recordings_changed")
@@ -50,23 +55,6 @@ def _stop_change_sensors(tmp_path, models_dir) -> str:
     return env["DAGSTER_HOME"]
 
 
-def _code_location_loaded(port: int) -> bool:
-    query = ("{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus "
-             "locationOrLoadError { __typename ... on PythonError { message } } } } } }")
-    try:
-        reply = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query},
-                              timeout=30).json()
-    except (requests.RequestException, ValueError):
-        return False  # the webserver is not up yet
-    entries = (reply.get("data") or {}).get("workspaceOrError", {}).get("locationEntries")
-    if not entries or any(e["loadStatus"] != "LOADED" for e in entries):
-        return False
-    errors = [e["locationOrLoadError"] for e in entries
-              if e["locationOrLoadError"]["__typename"] != "RepositoryLocation"]
-    assert not errors, errors
-    return True
-
-
 def _left_queue(instance: dg.DagsterInstance, run_id: str) -> float:
     """When the daemon took the run off the queue (its RUN_STARTING event)."""
     [record] = instance.get_records_for_run(
@@ -86,7 +74,7 @@ def test_second_run_of_a_user_waits_for_the_first(tmp_path, models_dir):
         assert stopped >= set(CHANGE_SENSORS)
         # what the (stopped) change sensor would have registered
         instance.add_dynamic_partitions("users", [SAME, OTHER])
-        wait_for(lambda: _code_location_loaded(port), 300, "the code location to load")
+        wait_for(lambda: code_location_loaded(port), 300, "the code location to load")
 
         client = DagsterGraphQLClient("127.0.0.1", port_number=port)
         first, second, other = (
