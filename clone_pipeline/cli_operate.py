@@ -180,7 +180,6 @@ def _follow(settings, instance, workflow_id: str) -> None:
     """A bar per stage until the workflow ends; the training stage shows its loss, tokens/s
     and step progress from training_metrics as they arrive."""
     from clone_pipeline.control.workflows import workflow_status as status
-    from clone_pipeline.services import training as runs
 
     console = _base().console
     try:
@@ -197,7 +196,7 @@ def _follow(settings, instance, workflow_id: str) -> None:
                 done = state["status"] in ("completed", "skipped", "failed", "cancelled")
                 figures, percent = "", 100 if done else 0
                 if name == "trained_adapter" and state["status"] == "running":
-                    percent, figures = _training_figures(runs, settings, view.dagster_run_id)
+                    percent, figures = _training_figures(settings, instance, view.dagster_run_id)
                 bars.update(tasks[name], completed=percent, state=state["status"],
                             figures=figures)
             if view.status not in ("pending", "running"):
@@ -207,15 +206,17 @@ def _follow(settings, instance, workflow_id: str) -> None:
     console.print(_stage_table(view))
 
 
-def _training_figures(runs, settings, dagster_run_id: str) -> tuple[float, str]:
-    found = runs.find_run(settings, dagster_run_id)
-    latest = runs.metrics_after(settings, found["id"], -1)[-1:] if found else []
-    if not latest:
+def _training_figures(settings, instance, dagster_run_id: str) -> tuple[float, str]:
+    from clone_pipeline.control.progress import training_progress
+
+    found = training_progress(settings, instance, dagster_run_id)
+    step, current = found["progress"]["currentStep"], found["metrics"]["current"]
+    if step is None:
         return 0, "preparing"
-    m = latest[0]
-    speed = (f"{m['tokens_per_second']:.0f} tok/s" if m["tokens_per_second"] is not None
-             else "tok/s unavailable")
-    return m["percent_complete"] or 0, f"step {m['step']} loss {m['loss']:.4f} {speed}"
+    speed = (f"{current['tokens_per_second']:.0f} tok/s"
+             if current["tokens_per_second"] is not None else "tok/s unavailable")
+    loss = f"{current['loss']:.4f}" if current["loss"] is not None else "-"
+    return found["progress"]["percentage"], f"step {step} loss {loss} {speed}"
 
 
 @click.group()

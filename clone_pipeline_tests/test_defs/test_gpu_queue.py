@@ -11,6 +11,7 @@ why), and a run past its dagster/max_runtime is ended.
 """
 
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 
 from clone_pipeline.control.dagster_api import DagsterApi
 from clone_pipeline.control.queues import update_queue
-from clone_pipeline.control.workflows import start_training
+from clone_pipeline.control.workflows import WORKFLOW_JOB, launch_tags, start_training
 from clone_pipeline.defs.assets_training import STOP_GRACE_SECONDS
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.services import training as runs
@@ -67,12 +68,13 @@ def _training_child(home: str) -> psutil.Process | None:
     return None
 
 
-def _run_worker(child: psutil.Process) -> psutil.Process:
-    """The Dagster run worker (`dagster api execute_run`) above a training child."""
-    for parent in child.parents():
-        if "execute_run" in " ".join(parent.cmdline()):
-            return parent
-    raise AssertionError("no run worker above the training child")
+def _run_worker(instance, run_id: str) -> psutil.Process:
+    """The run's worker process, from the pid Dagster records when it starts it."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        found = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
+        if found:
+            return psutil.Process(int(found.group(1)))
+    raise AssertionError(f"run {run_id} recorded no worker pid")
 
 
 def _started(instance, run_id: str) -> float | None:
@@ -82,6 +84,7 @@ def _started(instance, run_id: str) -> float | None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
+@pytest.mark.timeout(900)
 def test_gpu_queue_orders_by_priority_and_frees_slots(tmp_path, models_dir, local_tiny,
                                                       new_pg_database, monkeypatch):
     extra = {"DAGSTER_POSTGRES_URL": new_pg_database(), "CLONE_GPU_SLOTS": "1"}
@@ -106,8 +109,9 @@ def test_gpu_queue_orders_by_priority_and_frees_slots(tmp_path, models_dir, loca
                 ("research", "high"), ("families", "medium"), ("research", "low")]
         weights = {"families": {"high": 3, "medium": 2, "low": 1},
                    "research": {"high": 5, "medium": 2, "low": 1}}
-        submitted = [start_training(settings, instance, USERS[i % 2], queue=q, priority=p,
-                                    run_config=_config(TRAIN), api=api)
+        # Training only (no evaluation step): the queue is under test, not the stages.
+        submitted = [api.launch(WORKFLOW_JOB, USERS[i % 2], launch_tags(settings, q, p),
+                                _config(TRAIN), ["trained_adapter"])
                      for i, (q, p) in enumerate(plan)]
         time.sleep(DAEMON_CYCLE_S / 3)
         statuses = {r.run_id: r.status for r in
@@ -138,8 +142,8 @@ def test_gpu_queue_orders_by_priority_and_frees_slots(tmp_path, models_dir, loca
 
         # A paused queue holds its runs; resuming lets them go (no restart, no file edit).
         update_queue(settings, instance, "research", paused=True)
-        held = start_training(settings, instance, USERS[1], queue="research",
-                              run_config=_config(TRAIN), api=api)
+        held = api.launch(WORKFLOW_JOB, USERS[1], launch_tags(settings, "research", "low"),
+                          {}, ["collected_training_data"])
         time.sleep(DAEMON_CYCLE_S / 2)
         assert instance.get_run_by_id(held).status == dg.DagsterRunStatus.QUEUED
         update_queue(settings, instance, "research", paused=False)
@@ -148,16 +152,13 @@ def test_gpu_queue_orders_by_priority_and_frees_slots(tmp_path, models_dir, loca
 
         # Two slots now (the limit lives in the database: the daemon sees it at once).
         instance.event_log_storage.set_concurrency_slots("gpu", 2)
-        killed = api.launch("complete_workflow", USERS[0],
+        killed = api.launch(WORKFLOW_JOB, USERS[0],
                             {"dagster/max_retries": "0"}, _config(LONG), ["trained_adapter"])
-        hung = api.launch("complete_workflow", USERS[1], {"dagster/max_runtime": "20"},
+        hung = api.launch(WORKFLOW_JOB, USERS[1], {"dagster/max_runtime": "20"},
                           _config(LONG), ["trained_adapter"])
-        child = wait_for(lambda: next((c for c in [_training_child(env["CLONE_HOME"])]
-                                       if c and runs.find_run(settings, killed)
-                                       and runs.find_run(settings, killed)["status"]
-                                       == "running"), None),
-                         300, "the run to be killed to train", 0.5)
-        worker = _run_worker(child)
+        wait_for(lambda: (lambda r: r and r["status"] == "running")(
+            runs.find_run(settings, killed)), 300, "the run to be killed to train", 0.5)
+        worker = _run_worker(instance, killed)
         for process in [worker, *worker.children(recursive=True)]:
             os.kill(process.pid, signal.SIGKILL)
         wait_for(lambda: instance.get_run_by_id(killed).status in FINISHED, 180,
