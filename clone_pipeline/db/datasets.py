@@ -60,3 +60,18 @@ def latest_formatted_summary(session: Session, user_id: uuid.UUID) -> dict[str, 
     dataset = session.get(TrainingDataset, latest.dataset_id)
     return {"train": latest.train_count, "eval": latest.eval_count, "formats": formats,
             "dataset_version": dataset.version}
+
+
+def datasets_of_run(session: Session, dagster_run_id: str) -> list[TrainingDataset]:
+    return list(session.scalars(select(TrainingDataset).where(
+        TrainingDataset.dagster_run_id == dagster_run_id)))
+
+
+def formatted_of_run(session: Session, dagster_run_id: str
+                     ) -> list[tuple[FormattedTrainingData, int]]:
+    """(formatted rows, their dataset's version) a run wrote, by format."""
+    return list(session.execute(
+        select(FormattedTrainingData, TrainingDataset.version)
+        .join(TrainingDataset, TrainingDataset.id == FormattedTrainingData.dataset_id)
+        .where(FormattedTrainingData.dagster_run_id == dagster_run_id)
+        .order_by(FormattedTrainingData.format)))

@@ -37,3 +37,8 @@ def latest_integration(session: Session, user_id: uuid.UUID, *,
     if status is not None:
         query = query.where(VoiceLlmIntegration.status == status)
     return session.scalar(query.order_by(VoiceLlmIntegration.created_at.desc()).limit(1))
+
+
+def integrations_of_run(session: Session, dagster_run_id: str) -> list[VoiceLlmIntegration]:
+    return list(session.scalars(select(VoiceLlmIntegration).where(
+        VoiceLlmIntegration.dagster_run_id == dagster_run_id)))

@@ -147,3 +147,20 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
         dataset.id, dataset.version, folder, tokenizer_name, template_style, rows,
         formatted.truncated, formatted.dropped, len(formatted.train_examples),
         len(formatted.eval_examples), len({e.group for e in formatted.eval_examples}))
+
+
+def produced_by_run(settings: Settings, dagster_run_id: str) -> dict[str, Any]:
+    """What one Dagster run's data stages recorded: the collected dataset (or None) and the
+    formatted files, per format."""
+    with session_scope(settings.database_url) as session:
+        collected = [{"version": d.version, "total_examples": d.total_examples,
+                      "total_words": d.total_words, "sources": dict(d.sources),
+                      "quality": dict(d.quality_metrics), "readiness": dict(d.readiness),
+                      "ready": d.ready} for d in datasets.datasets_of_run(session, dagster_run_id)]
+        formatted = [{"format": f.format, "train": f.train_count, "eval": f.eval_count,
+                      "truncated": f.truncated_count, "dropped": f.dropped_count,
+                      "template_style": f.template_style, "max_length": f.max_length,
+                      "token_stats": dict(f.token_stats),
+                      "dataset_version": version}
+                     for f, version in datasets.formatted_of_run(session, dagster_run_id)]
+    return {"collected": collected[0] if collected else None, "formatted": formatted}

@@ -147,10 +147,47 @@ def find_run(settings: Settings, run_id: str) -> dict[str, Any] | None:
         return {"id": row.id, "user": external_id, "status": row.status,
                 "base_model": row.base_model, "dagster_run_id": row.dagster_run_id,
                 "started_at": row.started_at, "finished_at": row.finished_at,
-                "error": row.error}
+                "error": row.error, "config": dict(row.config or {}),
+                "hardware": dict(row.hardware or {})}
 
 
 def metrics_after(settings: Settings, run_id: uuid.UUID, step: int) -> list[dict[str, Any]]:
     """training_metrics rows of *run_id* with a step above *step*, in order."""
     with session_scope(settings.database_url) as session:
         return training.metrics_after(session, run_id, step)
+
+
+def recommend_settings(settings: Settings, external_id: str,
+                       base_model: str = "local-tiny") -> dict[str, Any]:
+    """The settings this machine's hardware profile recommends for *external_id*'s data: the
+    profile's preset (the CPU demo's on a CPU), the micro-batch the memory estimate allows,
+    and that estimate against the memory free now (with advice when it does not fit)."""
+    from clone_pipeline.training.config import PRESETS
+    from clone_pipeline.training.hardware import select_profile
+
+    with session_scope(settings.database_url) as session:
+        dataset = datasets.latest_dataset(session, users.user_id_of(session, external_id))
+        data = ({"datasetVersion": dataset.version, "ready": dataset.ready,
+                 "examples": dataset.total_examples}
+                if dataset is not None else None)
+    report = select_profile("auto")
+    preset = dict(PRESETS.get(report.profile.name)
+                  or PRESETS["cpu_demo" if report.profile.device == "cpu" else "rtx5090"])
+    preset.pop("min_free_disk_gb", None)
+    config = TrainConfig(**{**preset, "base_model": base_model,
+                            "hardware_profile": report.profile.name})
+    memory: dict[str, Any]
+    try:
+        check = check_memory(config, base_model_config(base_model, settings.models_dir))
+        config = TrainConfig(**{**config.as_dict(), "lora_targets": config.lora_targets,
+                                "micro_batch_size": check.estimate.micro_batch})
+        memory = {"fits": True, "estimatedGiB": round(check.estimate.total_bytes / 2**30, 3),
+                  "availableGiB": (round(check.available_mb / 1024, 3)
+                                   if check.available_mb is not None else None),
+                  "source": check.source, "breakdown": check.estimate.describe(),
+                  "advice": None}
+    except PreflightError as exc:
+        memory = {"fits": False, "estimatedGiB": None, "availableGiB": None, "source": None,
+                  "breakdown": None, "advice": str(exc)}
+    return {"hardware": report.as_dict(), "recommended": config.as_dict(), "memory": memory,
+            "data": data}

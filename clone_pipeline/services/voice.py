@@ -214,3 +214,16 @@ def speak_as(settings: Settings, external_id: str, text: str, emotion: str = "ne
         engine = _SYNTHESIZERS.get(backend) or _SYNTHESIZERS.setdefault(
             backend, synthesizer(backend))
         return engine.synthesize(text, target), found
+
+
+def integration_of_run(settings: Settings, dagster_run_id: str) -> dict | None:
+    """The voice-text alignment one Dagster run recorded (stages, figures, settings)."""
+    with session_scope(settings.database_url) as session:
+        found = voice.integrations_of_run(session, dagster_run_id)
+        if not found:
+            return None
+        row = found[0]
+        return {"integrationId": str(row.id), "status": row.status,
+                "settings": dict(row.settings), "stages": dict(row.stages),
+                "alignmentAccuracy": row.alignment_accuracy,
+                "emotionalConsistency": row.emotional_consistency}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from clone_pipeline.services import deployments as deploys
 from clone_pipeline.services.engine import EngineHandle
 from clone_pipeline.services.tokens import Principal, authenticate
+from clone_pipeline.serving.auth import Who
 from clone_pipeline.serving.cache import cache_key, is_deterministic, make_cache
 from clone_pipeline.serving.errors import (
     ApiError,
@@ -31,6 +32,7 @@ from clone_pipeline.serving.errors import (
 )
 from clone_pipeline.serving.limits import Limits, RateLimiter
 from clone_pipeline.serving.logs import LogWriter
+from clone_pipeline.serving.operate import add_operate_routes
 from clone_pipeline.serving.schemas import ChatRequest, DeployAction
 from clone_pipeline.settings import Settings
 
@@ -258,14 +260,6 @@ def _engine_message(text: str) -> str:
         return text[:300]
 
 
-async def _principal(request: Request) -> Principal:
-    return await request.app.state.gateway.principal(request)
-
-
-# Every authenticated route takes `who: Who` (401 without a valid token, 429 over the limit).
-Who = Annotated[Principal, Depends(_principal)]
-
-
 def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None = None
                ) -> FastAPI:
     limits = limits or Limits.from_env(context_tokens=engine.spec.get("max_model_len", 1024))
@@ -277,6 +271,7 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
             yield
         finally:
             await app.state.gateway.close()
+            operations.close()
 
     app = FastAPI(title="clone_pipeline gateway", version="1",
                   description="OpenAI-compatible chat with a person's clone, the deploy and "
@@ -285,6 +280,7 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
                   lifespan=lifespan)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)
+    operations = add_operate_routes(app, settings)
 
     @app.middleware("http")
     async def body_limit(request: Request, call_next):

@@ -1,0 +1,17 @@
+"""Who is calling: every authenticated route takes ``who: Who`` (401 without a valid token,
+429 over the rate limit)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from clone_pipeline.services.tokens import Principal
+
+
+async def _principal(request: Request) -> Principal:
+    return await request.app.state.gateway.principal(request)
+
+
+Who = Annotated[Principal, Depends(_principal)]

@@ -1,0 +1,377 @@
+"""The operating half of the REST API: collect, format, voice integration, training through
+the GPU queue, progress (also as server-sent events), analytics and complete workflows.
+
+Every launch goes through the Dagster webserver (``CLONE_DAGSTER_URL``), so it waits in the
+run queue and shows in the UI. A user token acts on its own user; another user's id, like an
+unknown one, is a 404. Admin tokens act on anyone and alone may create queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import dagster as dg
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from clone_pipeline.control import jobs, progress
+from clone_pipeline.control import queues as queue_control
+from clone_pipeline.control import workflows as flows
+from clone_pipeline.control.dagster_api import DagsterUnavailableError, LaunchError
+from clone_pipeline.services import datasets, queues
+from clone_pipeline.services import training as training_runs
+from clone_pipeline.services.tokens import Principal
+from clone_pipeline.services.users import require_user
+from clone_pipeline.services.voice import integration_of_run
+from clone_pipeline.services.workflows import UnknownWorkflowError
+from clone_pipeline.serving.auth import Who
+from clone_pipeline.serving.errors import ApiError, not_found
+from clone_pipeline.serving.operate_schemas import (
+    CollectRequest,
+    FormatRequest,
+    GpuManagerRequest,
+    VoiceIntegrateRequest,
+    WorkflowRequest,
+)
+from clone_pipeline.settings import Settings
+from clone_pipeline.training.hardware import gpu_status, hardware_class
+
+SSE_POLL_S = 1.0
+RunId = Annotated[str, Query(min_length=1, max_length=64)]
+
+
+class Operations:
+    """The Dagster instance the API reads run records from, opened on first use."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._instance: dg.DagsterInstance | None = None
+        self._lock = threading.Lock()
+
+    def instance(self) -> dg.DagsterInstance:
+        with self._lock:
+            if self._instance is None:
+                self._instance = dg.DagsterInstance.from_config(str(self.settings.dagster_home))
+            return self._instance
+
+    def close(self) -> None:
+        if self._instance is not None:
+            self._instance.dispose()
+
+
+def add_operate_routes(app: FastAPI, settings: Settings) -> Operations:
+    ops = Operations(settings)
+    app.include_router(_router(settings, ops))
+    return ops
+
+
+async def _call(fn: Callable, *args, **kwargs):
+    """Run a blocking service call, turning its domain errors into API errors."""
+    try:
+        return await run_in_threadpool(fn, *args, **kwargs)
+    except DagsterUnavailableError as exc:
+        raise ApiError(503, str(exc), kind="service_unavailable_error") from None
+    except LaunchError as exc:
+        refused = str(exc).startswith("run config refused")
+        raise ApiError(422 if refused else 502, str(exc),
+                       "trainingConfig" if refused else None,
+                       kind="invalid_request_error" if refused else "dagster_error") from None
+    except queues.UnknownQueueError as exc:
+        raise ApiError(404, str(exc), "queueName", kind="not_found_error") from None
+    except queues.QueueError as exc:
+        raise ApiError(422, str(exc)) from None
+    except (UnknownWorkflowError, jobs.UnknownRunError) as exc:
+        raise ApiError(404, str(exc), kind="not_found_error") from None
+    except LookupError as exc:  # an unknown user
+        raise ApiError(404, str(exc), "userId", kind="not_found_error") from None
+
+
+def _user_of(who: Principal, user_id: str | None) -> str:
+    """Whose data a request acts on: a user token its own (another id is a 404, as if it did
+    not exist); an admin token must name one."""
+    if who.admin:
+        if not user_id:
+            raise ApiError(422, "userId: an admin token names the user", "userId")
+        return user_id
+    if user_id not in (None, who.external_id):
+        raise not_found(f"user {user_id!r}")
+    return who.external_id
+
+
+def _check_owner(who: Principal, owner: str | None, what: str) -> None:
+    if not who.admin and owner != who.external_id:
+        raise not_found(what)
+
+
+def _router(settings: Settings, ops: Operations) -> APIRouter:
+    router = APIRouter(tags=["operate"])
+
+    async def launch_and_answer(who: Principal, user: str, assets: list[str],
+                                config: dict[str, Any], wait: float, answer: Callable
+                                ) -> JSONResponse:
+        instance = await _call(ops.instance)
+        run_id = await _call(jobs.launch_assets, settings, instance, user, assets, config)
+        await run_in_threadpool(jobs.wait_for_run, instance, run_id, wait)
+        return await run_answer(who, run_id, answer)
+
+    async def run_answer(who: Principal, run_id: str, answer: Callable) -> JSONResponse:
+        outcome = await _call(jobs.run_outcome, await _call(ops.instance), run_id)
+        _check_owner(who, outcome.user, f"run {run_id!r}")
+        body: dict[str, Any] = {"success": outcome.status == "succeeded", "runId": run_id,
+                                "userId": outcome.user, "status": outcome.status,
+                                "error": outcome.error}
+        if not outcome.finished:
+            body["poll"] = "GET this path with ?runId=" + run_id
+            return JSONResponse(body, status_code=202)
+        body.update(await run_in_threadpool(answer, settings, outcome))
+        return JSONResponse(body)
+
+    # ------------------------------------------------------------------ data and voice
+
+    @router.post("/api/training/collect-data")
+    async def collect_data(body: CollectRequest, who: Who) -> JSONResponse:
+        user = _user_of(who, body.userId)
+        await _call(require_user, settings, user)
+        config = {"ops": {"collected_training_data": {"config": {
+            "include_life_stories": body.includeLifeStories,
+            "include_milestones": body.includeMilestones,
+            "min_word_count": body.minWordCount}}}}
+        return await launch_and_answer(who, user, ["collected_training_data"], config,
+                                       body.waitSeconds, _collected)
+
+    @router.get("/api/training/collect-data")
+    async def collect_data_status(runId: RunId, who: Who) -> JSONResponse:  # noqa: N803
+        return await run_answer(who, runId, _collected)
+
+    @router.post("/api/training/format-data")
+    async def format_data(body: FormatRequest, who: Who) -> JSONResponse:
+        user = _user_of(who, body.userId)
+        await _call(require_user, settings, user)
+        config = {"ops": {"formatted_datasets": {"config": {
+            "include_system_prompts": body.includeSystemPrompts, "max_length": body.maxLength,
+            "template_style": body.templateStyle}}}}
+        return await launch_and_answer(who, user, ["formatted_datasets"], config,
+                                       body.waitSeconds,
+                                       lambda s, o: _formatted(s, o, body.format))
+
+    @router.get("/api/training/format-data")
+    async def format_data_status(runId: RunId, who: Who,  # noqa: N803
+                                 format: str = "conversational") -> JSONResponse:  # noqa: A002
+        return await run_answer(who, runId, lambda s, o: _formatted(s, o, format))
+
+    @router.post("/api/voice-llm/integrate")
+    async def voice_integrate(body: VoiceIntegrateRequest, who: Who) -> JSONResponse:
+        user = _user_of(who, body.userId)
+        await _call(require_user, settings, user)
+        config = {"ops": {"voice_alignment": {"config": {
+            "voice_weight": body.voiceWeight, "text_weight": body.textWeight,
+            "emotional_alignment": body.emotionalAlignment,
+            "personality_consistency": body.personalityConsistency,
+            "prosody_mapping": body.prosodyMapping,
+            "speech_pattern_learning": body.speechPatternLearning}}}}
+        return await launch_and_answer(who, user, ["voice_profile", "voice_alignment"], config,
+                                       body.waitSeconds, _integrated)
+
+    @router.get("/api/voice-llm/integrate")
+    async def voice_integrate_status(runId: RunId, who: Who) -> JSONResponse:  # noqa: N803
+        return await run_answer(who, runId, _integrated)
+
+    # ------------------------------------------------------------- training and the GPUs
+
+    async def gpu_manager(body: GpuManagerRequest, who: Who) -> dict[str, Any]:
+        if body.action == "get_gpu_status":
+            return {"success": True, **await run_in_threadpool(_gpu_metrics, settings)}
+        if body.action == "create_admin_queue":
+            if not who.admin:
+                raise ApiError(403, "creating a training queue needs an admin token",
+                               kind="permission_error")
+            queue = await _call(queues.create_queue, settings, body.queueName or "",
+                                body.adminId or who.external_id or "admin",
+                                body.maxConcurrentJobs, body.priorityWeights or {})
+            return {"success": True, "queue": queue.as_dict()}
+        if body.action == "stop_training":
+            job = body.jobId
+            if not job:
+                raise ApiError(422, "jobId is required for stop_training", "jobId")
+            instance = await _call(ops.instance)
+            owner = await _call(progress.job_owner, settings, instance, job)
+            _check_owner(who, owner, f"job {job!r}")
+            run = instance.get_run_by_id(
+                (await run_in_threadpool(training_runs.find_run, settings, job) or {})
+                .get("dagster_run_id") or job)
+            if run is None:
+                raise not_found(f"job {job!r}")
+            if run.status in jobs.FINISHED:
+                return {"success": True, "jobId": job, "status": jobs.run_outcome(
+                    instance, run.run_id).status}
+            await _call(flows.cancel, settings, run.run_id)
+            return {"success": True, "jobId": job, "status": "cancelling"}
+        user = _user_of(who, body.userId)
+        if body.action == "optimize_settings":
+            await _call(require_user, settings, user)
+            base = (body.trainingConfig or {}).get("base_model", "local-tiny")
+            found = await _call(training_runs.recommend_settings, settings, user, str(base))
+            return {"success": True, "userId": user, **found}
+        # start_training
+        instance = await _call(ops.instance)
+        config = {"ops": {"trained_adapter": {"config": body.trainingConfig}}} \
+            if body.trainingConfig else {}
+        run_id = await _call(flows.start_training, settings, instance, user,
+                             queue=body.queueName, priority=body.priority, run_config=config)
+        return {"success": True, "jobId": run_id, "userId": user, "status": "queued",
+                "queueName": body.queueName, "priority": body.priority,
+                "progress": f"/api/training/progress?jobId={run_id}"}
+
+    async def gpu_manager_view(who: Who, view: str = "gpu_metrics") -> dict[str, Any]:
+        if view == "gpu_metrics":
+            return {"success": True, **await run_in_threadpool(_gpu_metrics, settings)}
+        if view != "system_status":
+            raise ApiError(422, f"view must be gpu_metrics or system_status, not {view!r}",
+                           "view")
+        instance = await _call(ops.instance)
+        return {"success": True, **await _call(_system_status, settings, instance, who)}
+
+    for path in ("/api/training/rtx5090-manager", "/api/training/gpu-manager"):
+        router.add_api_route(path, gpu_manager, methods=["POST"],
+                             summary="Training, GPU status, settings and admin queues")
+        router.add_api_route(path, gpu_manager_view, methods=["GET"],
+                             summary="GPU metrics or the system's status")
+
+    @router.get("/api/training/progress")
+    async def training_progress(who: Who, jobId: RunId,  # noqa: N803
+                                detailed: bool = False,
+                                realTime: bool = False):  # noqa: N803
+        instance = await _call(ops.instance)
+        owner = await _call(progress.job_owner, settings, instance, jobId)
+        _check_owner(who, owner, f"job {jobId!r}")
+        if not realTime:
+            return await _call(progress.training_progress, settings, instance, jobId, detailed)
+        return StreamingResponse(_progress_events(settings, instance, jobId, detailed),
+                                 media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache",
+                                          "X-Accel-Buffering": "no"})
+
+    @router.get("/api/training/analytics")
+    async def training_analytics(who: Who, jobId: RunId) -> dict[str, Any]:  # noqa: N803
+        instance = await _call(ops.instance)
+        owner = await _call(progress.job_owner, settings, instance, jobId)
+        _check_owner(who, owner, f"job {jobId!r}")
+        found = await _call(progress.training_progress, settings, instance, jobId, True)
+        return {"success": True, "jobId": jobId, "status": found["status"],
+                "analytics": found["analytics"]}
+
+    # ----------------------------------------------------------------------- workflows
+
+    @router.post("/api/training/workflow")
+    async def start_workflow(body: WorkflowRequest, who: Who) -> dict[str, Any]:
+        user = _user_of(who, body.userId)
+        instance = await _call(ops.instance)
+        config = {"ops": {"trained_adapter": {"config": body.trainingConfig}}} \
+            if body.trainingConfig else None
+        view = await _call(flows.start_workflow, settings, instance, user,
+                           include_voice_integration=body.includeVoiceIntegration,
+                           auto_deployment=body.autoDeployment, queue=body.queueName,
+                           priority=body.priority, run_config=config)
+        return {"success": True, **view.as_dict()}
+
+    @router.get("/api/training/workflow")
+    async def workflow_status(who: Who, workflowId: Annotated[  # noqa: N803
+            str | None, Query(min_length=1, max_length=64)] = None) -> dict[str, Any]:
+        instance = await _call(ops.instance)
+        if workflowId is None:
+            found = await _call(flows.active_workflows, settings, instance,
+                                None if who.admin else who.external_id)
+            return {"success": True, "workflows": [w.as_dict() for w in found]}
+        view = await _call(flows.workflow_status, settings, instance, workflowId)
+        _check_owner(who, view.user, f"workflow {workflowId!r}")
+        return {"success": True, "workflow": view.as_dict()}
+
+    return router
+
+
+# ------------------------------------------------------------------------- answers
+
+def _collected(settings: Settings, outcome: jobs.RunOutcome) -> dict[str, Any]:
+    found = datasets.produced_by_run(settings, outcome.run_id)["collected"]
+    if found is None:
+        return {}
+    sources, quality, readiness = found["sources"], found["quality"], found["readiness"]
+    return {
+        "datasetVersion": found["version"],
+        "dataCollected": {"totalExamples": found["total_examples"],
+                          "totalWords": found["total_words"],
+                          "sources": {"responses": sources.get("responses", 0),
+                                      "lifeStories": sources.get("life_stories", 0),
+                                      "milestones": sources.get("milestone_messages", 0)}},
+        "qualityMetrics": {key: quality.get(key) for key in (
+            "overall_score", "category_coverage", "emotional_diversity",
+            "qualifying_responses")},
+        "readinessAssessment": {"ready": found["ready"], "score": readiness.get("score"),
+                                "reasons": readiness.get("reasons", [])},
+    }
+
+
+def _formatted(settings: Settings, outcome: jobs.RunOutcome, fmt: str) -> dict[str, Any]:
+    rows = {row["format"]: row for row in
+            datasets.produced_by_run(settings, outcome.run_id)["formatted"]}
+    if fmt not in rows:
+        return {"format": fmt, "formats": sorted(rows), "schemaCheck": outcome.checks.get(
+            "schema")}
+    chosen = rows[fmt]
+    return {"format": fmt, "datasetVersion": chosen["dataset_version"],
+            "formattedData": {"trainExamples": chosen["train"], "evalExamples": chosen["eval"],
+                              "truncated": chosen["truncated"],
+                              "droppedTooLong": chosen["dropped"],
+                              "tokenStats": chosen["token_stats"]},
+            "templateStyle": chosen["template_style"], "maxLength": chosen["max_length"],
+            "formats": sorted(rows), "schemaCheck": outcome.checks.get("schema")}
+
+
+def _integrated(settings: Settings, outcome: jobs.RunOutcome) -> dict[str, Any]:
+    found = integration_of_run(settings, outcome.run_id) or {}
+    return {**found, "validation": outcome.checks.get("integration_valid"),
+            "audioQuality": outcome.checks.get("audio_quality")}
+
+
+def _gpu_metrics(settings: Settings) -> dict[str, Any]:
+    gpus, nvml = gpu_status()
+    return {"nvml": nvml, "gpus": [g.__dict__ for g in gpus],
+            "gpuSlots": queue_control.gpu_slots(settings), "hardwareProfile": hardware_class()}
+
+
+def _system_status(settings: Settings, instance: dg.DagsterInstance,
+                   who: Principal) -> dict[str, Any]:
+    info = instance.event_log_storage.get_concurrency_info(queue_control.GPU_POOL)
+    return {
+        **_gpu_metrics(settings),
+        "gpuPool": {"slots": info.slot_count, "inUse": info.active_slot_count,
+                    "pendingRuns": len(info.pending_run_ids)},
+        "queues": [{**q.as_dict(), **queue_control.queue_load(instance, q.name)}
+                   for q in queues.list_queues(settings)] if who.admin else [],
+        "activeWorkflows": len(flows.active_workflows(
+            settings, instance, None if who.admin else who.external_id)),
+    }
+
+
+async def _progress_events(settings: Settings, instance: dg.DagsterInstance, job_id: str,
+                           detailed: bool):
+    """One `progress` event whenever the step or status changes, then `end` when the job
+    has finished."""
+    last = None
+    while True:
+        found = await run_in_threadpool(progress.training_progress, settings, instance, job_id,
+                                        detailed)
+        key = (found["status"], found["progress"]["currentStep"])
+        if key != last:
+            last = key
+            yield f"event: progress\ndata: {json.dumps(found, default=str)}\n\n"
+        if found["status"] in progress.FINISHED_TRAINING | {"succeeded"} or (
+                found["dagsterRunStatus"] in ("succeeded", "failed", "cancelled")):
+            yield f"event: end\ndata: {json.dumps({'status': found['status']})}\n\n"
+            return
+        await asyncio.sleep(SSE_POLL_S)
