@@ -17,6 +17,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clone_pipeline.services import deployments as deploys
 from clone_pipeline.services.engine import EngineHandle
@@ -26,6 +27,8 @@ from clone_pipeline.serving.cache import cache_key, is_deterministic, make_cache
 from clone_pipeline.serving.errors import (
     ApiError,
     api_error_handler,
+    error_body,
+    http_error_handler,
     not_found,
     unauthorized,
     validation_handler,
@@ -280,6 +283,7 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
                   lifespan=lifespan)
     app.add_exception_handler(ApiError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
     operations = add_operate_routes(app, settings)
 
     @app.middleware("http")
@@ -303,8 +307,11 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
     @app.get("/readyz", tags=["health"])
     async def readyz(request: Request) -> JSONResponse:
         ok = await run_in_threadpool(gateway(request).engine.client.healthy)
-        return JSONResponse({"status": "ready" if ok else "engine unavailable"},
-                            status_code=200 if ok else 503)
+        if ok:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "engine unavailable", **error_body(
+            "the inference engine does not answer its health check", "engine_error")},
+            status_code=503)
 
     @app.get("/v1/models", tags=["openai"])
     async def models(request: Request, who: Who) -> dict:
@@ -338,6 +345,8 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
             raise not_found(str(exc).removeprefix("no ")) from None
         except deploys.DeploymentError as exc:
             raise ApiError(422, str(exc)) from None
+        except LookupError as exc:  # a user (named by an admin) who does not exist
+            raise ApiError(404, str(exc), "userId", kind="not_found_error") from None
 
     @app.get("/api/voice/synthesize", tags=["seed"])
     async def synthesize(text: Annotated[str, Query(min_length=1)],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
 class ApiError(Exception):
@@ -21,6 +22,14 @@ def error_body(message: str, kind: str, param: str | None = None) -> dict:
 
 async def api_error_handler(_request: Request, exc: ApiError) -> JSONResponse:
     return JSONResponse(error_body(exc.message, exc.kind, exc.param), status_code=exc.status,
+                        headers=exc.headers)
+
+
+async def http_error_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own errors (an unknown path, a wrong method, a body it cannot parse) in
+    the same shape as ours."""
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code,
                         headers=exc.headers)
 
 
