@@ -162,18 +162,23 @@ def _stage_table(view) -> Table:
     finish = view.estimated_completion
     table = Table(title=f"Workflow {view.id} for {view.user}: {view.status}",
                   caption=(f"estimated completion {finish:%Y-%m-%d %H:%M:%S}" if finish
-                           else f"estimated completion unknown: {view.estimate.basis}"),
+                           else view.estimate.basis),
                   box=box.SIMPLE_HEAD)
     for col in ("stage", "status", "started", "took", "typical"):
         table.add_column(col)
     for name, state in view.stages.items():
         typical = view.estimate.seconds.get(name)
         table.add_row(name, state["status"], (state["startedAt"] or "-")[11:19],
-                      f"{state['durationSeconds']:.0f} s" if state["durationSeconds"] else "-",
-                      f"{typical:.0f} s" if typical is not None else "-")
+                      _seconds(state["durationSeconds"]), _seconds(typical))
     if view.error:
         table.add_row("error", view.error, "", "", "")
     return table
+
+
+def _seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
 def _follow(settings, instance, workflow_id: str) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 from clone_pipeline.db import queues
 from clone_pipeline.db.session import session_scope
+from clone_pipeline.db.users import as_utc
 from clone_pipeline.settings import Settings
 
 PRIORITIES = ("high", "medium", "low")
@@ -158,4 +159,4 @@ def delete_queue(settings: Settings, name: str) -> None:
 
 def _queue(row) -> Queue:
     return Queue(row.name, row.owner, row.max_concurrent_jobs, dict(row.priority_weights),
-                 row.paused, row.created_at)
+                 row.paused, as_utc(row.created_at))

@@ -18,6 +18,7 @@ from clone_pipeline.db import users, workflows
 from clone_pipeline.db.models import utcnow
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.statuses import WorkflowStatus
+from clone_pipeline.db.users import as_utc
 from clone_pipeline.settings import Settings
 
 # Every stage a workflow can have, in run order (they are the asset names), with the label
@@ -211,5 +212,6 @@ def _row(session, workflow_id: uuid.UUID):
 def _view(row, external_id: str) -> WorkflowView:
     return WorkflowView(row.id, external_id, row.status, row.dagster_run_id,
                         row.include_voice_integration, row.auto_deployment, row.queue_name,
-                        row.priority, dict(row.stages), row.created_at, row.started_at,
-                        row.finished_at, row.error)
+                        row.priority, dict(row.stages), as_utc(row.created_at),
+                        row.started_at and as_utc(row.started_at),
+                        row.finished_at and as_utc(row.finished_at), row.error)

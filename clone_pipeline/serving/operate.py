@@ -122,7 +122,9 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     async def run_answer(who: Principal, run_id: str, answer: Callable) -> JSONResponse:
         outcome = await _call(jobs.run_outcome, await _call(ops.instance), run_id)
         _check_owner(who, outcome.user, f"run {run_id!r}")
-        body: dict[str, Any] = {"success": outcome.status == "succeeded", "runId": run_id,
+        # success: the run is on its way or done; a failed or cancelled one says why.
+        body: dict[str, Any] = {"success": outcome.status not in ("failed", "cancelled"),
+                                "runId": run_id,
                                 "userId": outcome.user, "status": outcome.status,
                                 "error": outcome.error}
         if not outcome.finished:
