@@ -138,7 +138,6 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.post("/api/training/collect-data")
     async def collect_data(body: CollectRequest, who: Who) -> JSONResponse:
         user = _user_of(who, body.userId)
-        await _call(require_user, settings, user)
         config = {"ops": {"collected_training_data": {"config": {
             "include_life_stories": body.includeLifeStories,
             "include_milestones": body.includeMilestones,
@@ -153,7 +152,6 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.post("/api/training/format-data")
     async def format_data(body: FormatRequest, who: Who) -> JSONResponse:
         user = _user_of(who, body.userId)
-        await _call(require_user, settings, user)
         config = {"ops": {"formatted_datasets": {"config": {
             "include_system_prompts": body.includeSystemPrompts, "max_length": body.maxLength,
             "template_style": body.templateStyle}}}}
@@ -169,7 +167,6 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.post("/api/voice-llm/integrate")
     async def voice_integrate(body: VoiceIntegrateRequest, who: Who) -> JSONResponse:
         user = _user_of(who, body.userId)
-        await _call(require_user, settings, user)
         config = {"ops": {"voice_alignment": {"config": {
             "voice_weight": body.voiceWeight, "text_weight": body.textWeight,
             "emotional_alignment": body.emotionalAlignment,
