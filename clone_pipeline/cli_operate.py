@@ -1,5 +1,5 @@
-"""clone-pipeline commands for operating the pipeline: workflow (start, status, list, cancel)
-and queue (create, list, show, update, pause, resume, delete).
+"""clone-pipeline commands for operating the pipeline: workflow (start, status, list, cancel),
+queue (create, list, show, update, pause, resume, delete) and housekeeping.
 
 Registered on the main group by ``cli.py``; parsing and printing only, the work is in
 ``control`` and ``services``. Launches go through the Dagster webserver and its daemon's run
@@ -30,6 +30,7 @@ def _base():
 def register(main: click.Group) -> None:
     main.add_command(workflow)
     main.add_command(queue)
+    main.add_command(housekeeping)
 
 
 def _ready():
@@ -362,3 +363,33 @@ def _queue_table(found, loads: dict[str, dict[str, int]]) -> Table:
                       "paused" if q.paused else "open", str(load.get("queued", "-")),
                       str(load.get("running", "-")))
     return table
+
+
+@click.command()
+@click.option("--retention-days", type=click.IntRange(min=1),
+              help="Archive what finished more than this many days ago (default: "
+                   "CLONE_RETENTION_DAYS, 30).")
+def housekeeping(retention_days: int | None) -> None:
+    """Remove the checkpoints and adapters of old runs and versions nothing needs (rows are
+    kept), thin their metrics, and show each user's disk use. The nightly_housekeeping
+    schedule does the same."""
+    from clone_pipeline.files import USER_FOLDER_KINDS
+    from clone_pipeline.services.housekeeping import housekeep
+
+    base = _base()
+    settings = base._settings()
+    base._ensure_ready(settings)
+    report = housekeep(settings, retention_days)
+    console = base.console
+    kept = ", ".join(f"{n} {why}" for why, n in report.kept.items()) or "none"
+    console.print(f"archived {report.runs_archived} run(s) and {report.versions_archived} "
+                  f"version(s) that ended before {report.cutoff:%Y-%m-%d}; freed "
+                  f"{report.bytes_freed / 2**20:.1f} MiB; {report.metric_rows_removed} metric "
+                  f"rows thinned; kept: {kept}", soft_wrap=True)
+    table = Table(title="Disk use per user (MiB)", box=box.SIMPLE_HEAD)
+    for col in ("user", *USER_FOLDER_KINDS, "total"):
+        table.add_column(col, justify="left" if col == "user" else "right")
+    for user, kinds in report.disk_by_user.items():
+        table.add_row(user, *(f"{kinds[k] / 2**20:.1f}" for k in USER_FOLDER_KINDS),
+                      f"{sum(kinds.values()) / 2**20:.1f}")
+    console.print(table)

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
+from clone_pipeline.defs.assets_maintenance import housekeeping_report
 from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
@@ -10,12 +11,13 @@ from clone_pipeline.defs.jobs import (
     complete_workflow,
     data_only,
     deploy_evaluated,
+    housekeeping,
     train_and_deploy,
     training_presets,
     voice_integration,
 )
 from clone_pipeline.defs.resources import CloneSettings
-from clone_pipeline.defs.schedules import nightly_data_refresh
+from clone_pipeline.defs.schedules import nightly_data_refresh, nightly_housekeeping
 from clone_pipeline.defs.sensors import (
     training_run_canceled,
     training_run_failed,
@@ -33,12 +35,12 @@ check_pairing(load_settings())
 
 defs = dg.Definitions(
     assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation,
-            voice_profile, voice_alignment, deployment],
+            voice_profile, voice_alignment, deployment, housekeeping_report],
     jobs=[data_only, complete_workflow, train_and_deploy, deploy_evaluated, voice_integration,
-          *training_presets],
+          housekeeping, *training_presets],
     sensors=[user_data_changed, voice_recordings_changed, training_run_failed,
              training_run_canceled, workflow_progress],
-    schedules=[nightly_data_refresh],
+    schedules=[nightly_data_refresh, nightly_housekeeping],
     resources={"clone": CloneSettings()},
 )
 

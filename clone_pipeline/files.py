@@ -77,11 +77,11 @@ def atomic_path(target: Path) -> Iterator[Path]:
             old = target.with_name(f".{target.name}.old{tag}")
             os.replace(target, old)
             os.replace(tmp, target)
-            _remove(old)
+            remove_path(old)
         else:
             os.replace(tmp, target)
     finally:
-        _remove(tmp)
+        remove_path(tmp)
 
 
 def pyplot():
@@ -105,7 +105,8 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
+    """Delete a file or a folder (not through a symlink); gone already is fine."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:

@@ -26,6 +26,7 @@ class Settings:
     dagster_url: str = "http://127.0.0.1:3000"  # the webserver queued launches go through
     gpu_slots: int | None = None  # concurrent GPU runs; None: one per detected GPU (min 1)
     max_run_seconds: int = 86_400  # dagster/max_runtime of launched runs: a hung run ends
+    retention_days: int = 30  # housekeeping archives finished runs and versions older than this
 
     @property
     def serving_dir(self) -> Path:
@@ -90,6 +91,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dagster_url=(env.get("CLONE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         gpu_slots=_positive_int(env, "CLONE_GPU_SLOTS"),
         max_run_seconds=_positive_int(env, "CLONE_MAX_RUNTIME_S") or 86_400,
+        retention_days=_positive_int(env, "CLONE_RETENTION_DAYS") or 30,
     )
 
 

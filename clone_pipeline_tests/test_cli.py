@@ -12,11 +12,18 @@ from click.testing import CliRunner
 from clone_pipeline.cli import main
 from clone_pipeline.demo import PERSONAS_DIR
 
-COMMANDS = ["init", "ui", "import", "users", "run", "demo", "remove-user", "progress", "gpu",
-            "speak"]
+
+def _every_command(group, prefix=()):
+    """Every command and sub-command path of a click group, the group itself first."""
+    yield list(prefix)
+    for name, command in sorted(group.commands.items()):
+        if hasattr(command, "commands"):
+            yield from _every_command(command, (*prefix, name))
+        else:
+            yield [*prefix, name]
 
 
-@pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS]])
+@pytest.mark.parametrize("command", list(_every_command(main)), ids=" ".join)
 def test_help_everywhere(command):
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0 and "Usage:" in result.output

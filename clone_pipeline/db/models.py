@@ -237,6 +237,8 @@ class TrainingRun(_PipelineRow, Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  onupdate=utcnow, nullable=False)
+    # Migration 0006: when housekeeping removed its checkpoint (the row stays).
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (
         Index("ix_training_runs_user_created", "user_id", "created_at"),
         Index("ix_training_runs_status", "status"),
@@ -280,6 +282,8 @@ class ModelVersion(_PipelineRow, Base):
     # why this version was promoted, or why it was not.
     promoted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     promotion_note: Mapped[str | None] = mapped_column(Text)
+    # Migration 0006: when housekeeping removed its adapter files (the row stays).
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     __table_args__ = (Index("ix_model_versions_user_created", "user_id", "created_at"),
                       Index("ix_model_versions_user_promoted", "user_id", "promoted_at"))
 

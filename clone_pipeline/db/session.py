@@ -96,6 +96,17 @@ def reclaim_deleted_rows(url: str, tables: list[str]) -> None:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
+def analyze_tables(url: str, tables: list[str]) -> bool:
+    """VACUUM ANALYZE *tables* on PostgreSQL (True); SQLite needs nothing (False)."""
+    engine = get_engine(url)
+    if engine.dialect.name != "postgresql":
+        return False
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.exec_driver_sql(f'VACUUM ANALYZE "{table}"')
+    return True
+
+
 class SchemaBehindError(RuntimeError):
     """The domain database is not at the schema this code expects."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun, User, utcnow
@@ -158,3 +158,42 @@ def note_kept(session: Session, version_id: uuid.UUID, note: str) -> None:
     """Record why *version_id* was not promoted."""
     session.get(ModelVersion, version_id).promotion_note = note
     session.flush()
+
+
+# ----------------------------------------------------------------------- housekeeping
+
+def finished_unarchived_runs(session: Session) -> list[TrainingRun]:
+    """Runs that have ended and still have their files, oldest first."""
+    return list(session.scalars(
+        select(TrainingRun).where(TrainingRun.status.not_in(UNFINISHED_TRAINING),
+                                  TrainingRun.archived_at.is_(None))
+        .order_by(TrainingRun.finished_at)))
+
+
+def all_versions(session: Session) -> list[ModelVersion]:
+    return list(session.scalars(select(ModelVersion).order_by(ModelVersion.user_id,
+                                                               ModelVersion.version)))
+
+
+def mark_archived(session: Session, row: TrainingRun | ModelVersion) -> None:
+    row.archived_at = utcnow()
+    session.flush()
+
+
+def thin_metrics(session: Session, run_id: uuid.UUID, keep: int) -> int:
+    """Keep about *keep* evenly spaced training_metrics rows of a run (its first and last
+    step and every row with an eval loss too); returns how many rows were deleted."""
+    steps = list(session.execute(select(TrainingMetric.id, TrainingMetric.step,
+                                        TrainingMetric.eval_loss)
+                                 .where(TrainingMetric.training_run_id == run_id)
+                                 .order_by(TrainingMetric.step)))
+    if len(steps) <= keep:
+        return 0
+    stride = -(-len(steps) // keep)  # ceiling division
+    kept = {row.id for i, row in enumerate(steps)
+            if i % stride == 0 or i == len(steps) - 1 or row.eval_loss is not None}
+    doomed = [row.id for row in steps if row.id not in kept]
+    for start in range(0, len(doomed), 500):
+        session.execute(delete(TrainingMetric).where(
+            TrainingMetric.id.in_(doomed[start:start + 500])))
+    return len(doomed)

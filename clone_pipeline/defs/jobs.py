@@ -3,6 +3,7 @@
 import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
+from clone_pipeline.defs.assets_maintenance import housekeeping_report
 from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
@@ -43,6 +44,13 @@ deploy_evaluated = dg.define_asset_job(
     config={"ops": {"deployment": {"config": {"auto_deploy": True}}}},
     description="Serve the user's latest evaluated version if it passed (needs the engine of "
                 "`clone-pipeline serve`, else starts a private one for the check).",
+)
+
+housekeeping = dg.define_asset_job(
+    "housekeeping",
+    selection=dg.AssetSelection.assets(housekeeping_report),
+    description="Archive old training output nothing needs (rows kept, files removed) and "
+                "report disk use per user.",
 )
 
 voice_integration = dg.define_asset_job(
