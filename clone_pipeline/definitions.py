@@ -7,6 +7,7 @@ from clone_pipeline.defs.assets_maintenance import housekeeping_report
 from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
+from clone_pipeline.defs.executors import executor_from_env
 from clone_pipeline.defs.jobs import (
     complete_workflow,
     data_only,
@@ -42,6 +43,7 @@ defs = dg.Definitions(
              training_run_canceled, workflow_progress],
     schedules=[nightly_data_refresh, nightly_housekeeping],
     resources={"clone": CloneSettings()},
+    executor=executor_from_env(),  # CLONE_EXECUTOR: the default, or k8s (defs/executors.py)
 )
 
 # The jobs a person can launch by name (the CLI's --job), in the order the README shows them.

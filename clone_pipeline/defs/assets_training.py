@@ -14,6 +14,7 @@ import dagster as dg
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
 from clone_pipeline.defs.assets_voice import voice_alignment
+from clone_pipeline.defs.executors import GPU_TAGS
 from clone_pipeline.defs.metadata import inline_svg
 from clone_pipeline.defs.partitions import per_user_check, users
 from clone_pipeline.defs.resources import CloneSettings
@@ -28,12 +29,6 @@ from clone_pipeline.training.summary import TrainingSummary
 # Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
 warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
 STOP_GRACE_SECONDS = 30  # a terminated run's child must checkpoint and exit within this
-GPU_TAGS = {
-    # Read by the executors that place work: Kubernetes (one GPU per step pod) and Celery.
-    "dagster-k8s/config": {"container_config": {"resources": {
-        "limits": {"nvidia.com/gpu": "1"}}}},
-    "dagster-celery/queue": "gpu",
-}
 
 
 @dg.asset(
