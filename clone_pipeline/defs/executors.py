@@ -3,14 +3,21 @@
 ``CLONE_EXECUTOR`` picks the executor of every job: unset (or ``multiprocess``) is Dagster's
 default, one process per step on this machine; ``k8s`` runs each step as its own Kubernetes
 pod (``dagster-k8s``, the ``k8s`` extra), where the GPU steps' tags below request a GPU and a
-GPU node. The tags are inert under the default executor.
+GPU node; ``celery`` sends each step to Celery workers (``dagster-celery``, the ``celery``
+extra) over ``CLONE_CELERY_BROKER`` (Redis by default; RabbitMQ's ``pyamqp://`` works too):
+the GPU steps to the ``gpu`` queue, the rest to ``dagster``. The tags are inert under the
+default executor.
 """
 
 import os
 
 import dagster as dg
 
-EXECUTORS = ("multiprocess", "k8s")
+EXECUTORS = ("multiprocess", "k8s", "celery")
+CELERY_BROKER = "redis://127.0.0.1:6379/1"
+# One task at a time per worker process, acknowledged when done: a worker that dies mid-step
+# leaves its task to be redelivered instead of losing it.
+CELERY_CONFIG = {"worker_prefetch_multiplier": 1, "task_acks_late": True}
 
 GPU_TAGS = {
     # Kubernetes: one GPU per step pod, scheduled only onto GPU nodes (the NVIDIA device
@@ -31,13 +38,20 @@ GPU_TAGS = {
 def executor_from_env() -> dg.ExecutorDefinition | None:
     """The executor CLONE_EXECUTOR names (None: Dagster's default)."""
     name = os.environ.get("CLONE_EXECUTOR", "").strip() or "multiprocess"
+    if name not in EXECUTORS:
+        raise ValueError(f"CLONE_EXECUTOR={name!r} is not one of {', '.join(EXECUTORS)}")
     if name == "multiprocess":
         return None
-    if name == "k8s":
-        try:
+    try:
+        if name == "k8s":
             from dagster_k8s import k8s_job_executor
-        except ImportError as exc:
-            raise RuntimeError("CLONE_EXECUTOR=k8s needs dagster-k8s: pip install "
-                               "'clone_pipeline[k8s]'") from exc
-        return k8s_job_executor
-    raise ValueError(f"CLONE_EXECUTOR={name!r} is not one of {', '.join(EXECUTORS)}")
+
+            return k8s_job_executor
+        from dagster_celery import celery_executor
+    except ImportError as exc:
+        raise RuntimeError(f"CLONE_EXECUTOR={name} needs its extra: pip install "
+                           f"'clone_pipeline[{name}]'") from exc
+    broker = os.environ.get("CLONE_CELERY_BROKER") or CELERY_BROKER
+    return celery_executor.configured(
+        {"broker": broker, "backend": os.environ.get("CLONE_CELERY_BACKEND") or broker,
+         "config_source": CELERY_CONFIG}, name="celery")
