@@ -12,7 +12,8 @@ from typing import Any
 
 import dagster as dg
 
-from clone_pipeline.control.jobs import UnknownRunError, run_outcome
+from clone_pipeline.control.jobs import FINISHED, UnknownRunError, run_outcome
+from clone_pipeline.control.workflows import cancel
 from clone_pipeline.services import training as runs
 from clone_pipeline.settings import Settings
 
@@ -28,6 +29,19 @@ def job_owner(settings: Settings, instance: dg.DagsterInstance, job_id: str) -> 
     if outcome.user is None:
         raise UnknownRunError(job_id)
     return outcome.user
+
+
+def stop_job(settings: Settings, instance: dg.DagsterInstance, job_id: str) -> str:
+    """Cancel a training job (its Dagster run); returns "cancelling", or how it already
+    ended."""
+    row = runs.find_run(settings, job_id)
+    run = instance.get_run_by_id((row or {}).get("dagster_run_id") or job_id)
+    if run is None:
+        raise UnknownRunError(job_id)
+    if run.status in FINISHED:
+        return run_outcome(instance, run.run_id).status
+    cancel(settings, run.run_id)
+    return "cancelling"
 
 
 def training_progress(settings: Settings, instance: dg.DagsterInstance, job_id: str,

@@ -200,16 +200,8 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
             instance = await _call(ops.instance)
             owner = await _call(progress.job_owner, settings, instance, job)
             _check_owner(who, owner, f"job {job!r}")
-            run = instance.get_run_by_id(
-                (await run_in_threadpool(training_runs.find_run, settings, job) or {})
-                .get("dagster_run_id") or job)
-            if run is None:
-                raise not_found(f"job {job!r}")
-            if run.status in jobs.FINISHED:
-                return {"success": True, "jobId": job, "status": jobs.run_outcome(
-                    instance, run.run_id).status}
-            await _call(flows.cancel, settings, run.run_id)
-            return {"success": True, "jobId": job, "status": "cancelling"}
+            status = await _call(progress.stop_job, settings, instance, job)
+            return {"success": True, "jobId": job, "status": status}
         user = _user_of(who, body.userId)
         if body.action == "optimize_settings":
             await _call(require_user, settings, user)
