@@ -36,12 +36,11 @@ class UnknownRunError(LookupError):
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """A run as the API reports it: its state, what it materialised, why it failed."""
+    """A run as the API reports it: its state, its checks, why it failed."""
 
     run_id: str
     user: str | None
     status: str  # queued, running, succeeded, failed, cancelled
-    assets: list[str]  # what it materialised
     checks: dict[str, dict[str, Any]]  # check name -> passed, description
     error: str | None
 
@@ -74,17 +73,13 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
     run = instance.get_run_by_id(run_id)
     if run is None:
         raise UnknownRunError(run_id)
-    assets: list[str] = []
     checks: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
-    wanted = {dg.DagsterEventType.ASSET_MATERIALIZATION,
-              dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE,
+    wanted = {dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.STEP_FAILURE,
               dg.DagsterEventType.RUN_FAILURE}
     for entry in instance.all_logs(run_id, of_type=wanted):
         event = entry.dagster_event
-        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
-            assets.append(event.asset_key.to_user_string())
-        elif event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
+        if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
             evaluation = event.asset_check_evaluation_data
             checks[evaluation.check_name] = {"passed": evaluation.passed,
                                              "description": evaluation.description}
@@ -93,8 +88,8 @@ def run_outcome(instance: dg.DagsterInstance, run_id: str) -> RunOutcome:
                 event.step_failure_data.error if event.step_failure_data else None))
         elif not errors:
             errors.append(entry.message or "the run failed")
-    return RunOutcome(run_id, run.tags.get("dagster/partition"), _status(run.status), assets,
-                      checks, "; ".join(errors) or None)
+    return RunOutcome(run_id, run.tags.get("dagster/partition"), _status(run.status), checks,
+                      "; ".join(errors) or None)
 
 
 def _status(status: dg.DagsterRunStatus) -> str:
