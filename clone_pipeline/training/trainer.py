@@ -3,11 +3,13 @@
 One readable loop rather than a half-used framework. It resumes exactly (adapter, optimizer,
 scheduler, RNG, data position, step), checkpoints atomically, stops cleanly when asked, and
 backs off on out-of-memory by halving the micro-batch and doubling accumulation, so the
-effective batch and the maths stay the same.
+effective batch and the maths stay the same. Under ``accelerate launch`` the same loop runs in
+every process, each on its share of a step's sequences (training/parallel.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import threading
@@ -30,6 +32,7 @@ from clone_pipeline.training.collate import (
 )
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.hardware import HardwareReport, gpu_status, select_profile
+from clone_pipeline.training.parallel import Parallel
 
 CHECKPOINT = "checkpoint"
 ADAPTER = "adapter"
@@ -68,8 +71,10 @@ def attention_implementation(config: TrainConfig, hardware: HardwareReport) -> s
     return hardware.profile.attention if config.flash_attention else "sdpa"
 
 
-def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
-    """Base model with LoRA adapters attached, and its tokenizer. Never downloads."""
+def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path,
+               device: torch.device | None = None):
+    """Base model with LoRA adapters attached, and its tokenizer, on *device* (the profile's
+    by default; one GPU per process when data-parallel). Never downloads."""
     from peft import get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -93,6 +98,8 @@ def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
             bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if precision(config, hardware) == "bf16"
             else torch.float16)
+        if device is not None and device.index is not None:
+            kwargs["device_map"] = {"": device.index}  # quantised weights load in place
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
@@ -102,7 +109,7 @@ def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path):
     if config.quantization != "none":
         model = prepare_model_for_kbit_training(model)
     elif profile.device == "cuda":
-        model.to("cuda")
+        model.to(device or "cuda")
     if use_checkpointing(config, hardware):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -136,6 +143,11 @@ def prepare_sequences(tokenizer, fmt: str, records: list[dict], config: TrainCon
     if config.packing:
         return pack(examples, config.context_length)
     return [_single(e) for e in examples]
+
+
+def _answer_tokens(seq: PackedSequence) -> int:
+    """Tokens the loss is taken over: answer labels, shifted by one (answer_loss)."""
+    return sum(1 for t in seq.labels[1:] if t != -100)
 
 
 def _single(example: TokenizedExample) -> PackedSequence:
@@ -275,11 +287,15 @@ class Trainer:
         self.checkpoint_dir = self.output_dir / CHECKPOINT
         self.on_metrics = on_metrics or (lambda m: None)
         self.stop = stop or threading.Event()
-        self.log = log
         self.hardware = select_profile(config.hardware_profile)
-        self.device = torch.device(self.hardware.profile.device)
+        self.parallel = Parallel.from_environment(self.hardware.profile.device)
+        self.log = log if self.parallel.is_main else (lambda message: None)
+        self.device = (self.parallel.accelerator.device if self.parallel.accelerator
+                       else torch.device(self.hardware.profile.device))
         torch.manual_seed(config.seed)
-        self.model, self.tokenizer = load_model(config, self.hardware, models_dir)
+        self.model, self.tokenizer = load_model(config, self.hardware, models_dir, self.device)
+        # what a step calls: the model itself, or its DDP wrapper sharing the same weights
+        self.train_model = self.parallel.wrap(self.model)
         self.train_seqs = prepare_sequences(self.tokenizer, config.train_format, train_records,
                                             config)
         self.eval_seqs = prepare_sequences(self.tokenizer, config.train_format, eval_records,
@@ -321,7 +337,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
 
-    def _forward(self, seqs: list[PackedSequence]) -> tuple[torch.Tensor, int]:
+    def _forward(self, seqs: list[PackedSequence], model: torch.nn.Module
+                 ) -> tuple[torch.Tensor, int]:
         batch = collate(seqs, self.tokenizer.pad_token_id, block_mask=self.block_mask)
         tokens = int(batch["input_ids"].numel())
         if self.config.memory_cap_tokens and tokens > self.config.memory_cap_tokens:
@@ -330,19 +347,33 @@ class Trainer:
         labels = batch.pop("labels")
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            logits = self.model(**batch).logits
+            logits = model(**batch).logits
         return answer_loss(logits, labels)
 
     def _train_step(self, indices: list[int]) -> tuple[float, float, int]:
-        seqs = [self.train_seqs[i] for i in indices]
-        n_labels = sum(sum(1 for t in s.labels[1:] if t != -100) for s in seqs)
+        """One optimizer step over the sequences at *indices* (this process's share of them
+        when data-parallel); returns the step's loss per answer token, the gradient norm and
+        the step's answer tokens, all over every process."""
+        n_labels = sum(_answer_tokens(self.train_seqs[i]) for i in indices)
+        mine = self.parallel.shard(indices)
+        # DDP averages gradients over the processes: scaling by their number makes the sum
+        # over every process's tokens / n_labels, the one-process gradient. A process with no
+        # sequence left (the last, short step of an epoch) still joins the averaging with a
+        # zero loss.
+        seqs = [self.train_seqs[i] for i in mine] or [self.train_seqs[indices[0]]]
+        scale = self.parallel.world if mine else 0
         while True:
             try:
                 total = 0.0
-                for start in range(0, len(seqs), self.micro_batch):
-                    loss, _ = self._forward(seqs[start:start + self.micro_batch])
-                    self.scaler.scale(loss / max(n_labels, 1)).backward()
-                    total += loss.item()
+                starts = range(0, len(seqs), self.micro_batch)
+                for start in starts:
+                    last = start == starts[-1]  # gradients are synced once, on the last
+                    with (contextlib.nullcontext() if last
+                          else self.parallel.no_sync(self.train_model)):
+                        loss, _ = self._forward(seqs[start:start + self.micro_batch],
+                                                self.train_model)
+                        self.scaler.scale(loss * scale / max(n_labels, 1)).backward()
+                    total += loss.item() if mine else 0.0
                 break
             except torch.OutOfMemoryError as exc:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -361,6 +392,7 @@ class Trainer:
         self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        [total] = self.parallel.sum([total])
         return total / max(n_labels, 1), grad_norm, n_labels
 
     @torch.no_grad()
@@ -370,24 +402,36 @@ class Trainer:
             return None
         self.model.eval()
         total, count = 0.0, 0
-        for start in range(0, len(self.eval_seqs), self.micro_batch):
-            loss, n = self._forward(self.eval_seqs[start:start + self.micro_batch])
+        mine = self.parallel.shard(self.eval_seqs)
+        for start in range(0, len(mine), self.micro_batch):
+            loss, n = self._forward(mine[start:start + self.micro_batch], self.model)
             total, count = total + loss.item(), count + n
         self.model.train()
+        total, count = self.parallel.sum([total, count])
         return total / max(count, 1)
 
     # ------------------------------------------------------------------ checkpoints
 
     def save_checkpoint(self) -> None:
-        """Write everything needed to resume exactly, atomically (temp dir + rename)."""
+        """Write everything needed to resume exactly, atomically (temp dir + rename).
+
+        Data-parallel processes hold the same weights and optimizer state; only their random
+        streams differ (dropout over different sequences), so every process's is kept and
+        the main process writes.
+        """
+        rng = self.parallel.gather({"cpu": torch.get_rng_state(),
+                                    "cuda": (torch.cuda.get_rng_state_all()
+                                             if torch.cuda.is_available() else None)})
+        if not self.parallel.is_main:
+            self.parallel.wait()
+            return
         with atomic_path(self.checkpoint_dir) as tmp:
             self.model.save_pretrained(tmp / ADAPTER)
             torch.save({"optimizer": self.optimizer.state_dict(),
                         "scheduler": self.scheduler.state_dict(),
                         "scaler": self.scaler.state_dict(),
-                        "rng_cpu": torch.get_rng_state(),
-                        "rng_cuda": (torch.cuda.get_rng_state_all()
-                                     if torch.cuda.is_available() else None)},
+                        "rng_cpu": rng[0]["cpu"], "rng_cuda": rng[0]["cuda"],
+                        "rng_by_rank": rng if len(rng) > 1 else None},
                        tmp / "state.pt")
             (tmp / "progress.json").write_text(json.dumps({
                 "step": self.step, "total_steps": self.total_steps,
@@ -395,9 +439,12 @@ class Trainer:
                 "evals_without_improvement": self.evals_without_improvement,
                 "tokens_trained": self.tokens_trained, "history": self.history,
                 "config": self.config.as_dict()}, default=str))
+        self.parallel.wait()
 
     def load_checkpoint(self) -> bool:
-        """Resume from the last checkpoint if there is one; return whether it did."""
+        """Resume from the last checkpoint if there is one; return whether it did. With
+        another number of processes than wrote it the maths is the same, but dropout draws
+        differ from an uninterrupted run."""
         progress_file = self.checkpoint_dir / "progress.json"
         if not progress_file.exists():
             return False
@@ -410,9 +457,12 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if state["rng_cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        by_rank = state.get("rng_by_rank") or []
+        rng = (by_rank[self.parallel.rank] if len(by_rank) == self.parallel.world
+               else {"cpu": state["rng_cpu"], "cuda": state["rng_cuda"]})
+        torch.set_rng_state(rng["cpu"])
+        if rng["cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
         progress = json.loads(progress_file.read_text())
         self.step = progress["step"]
         self.micro_batch = progress["micro_batch"]
@@ -426,19 +476,22 @@ class Trainer:
         """The final adapter, with the tokenizer and chat template used in training, so
         inference renders prompts and stops exactly as training did."""
         target = self.output_dir / ADAPTER
-        with atomic_path(target) as tmp:
-            self.model.save_pretrained(tmp)
-            self.tokenizer.save_pretrained(tmp)
-            (tmp / "training_config.json").write_text(json.dumps(self.config.as_dict(),
-                                                                 default=str, indent=2))
+        if self.parallel.is_main:
+            with atomic_path(target) as tmp:
+                self.model.save_pretrained(tmp)
+                self.tokenizer.save_pretrained(tmp)
+                (tmp / "training_config.json").write_text(json.dumps(self.config.as_dict(),
+                                                                     default=str, indent=2))
+        self.parallel.wait()
         return target
 
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> TrainResult:
         resumed = self.load_checkpoint()
+        processes = f" x {self.parallel.world} processes" if self.parallel.world > 1 else ""
         self.log(f"{'resuming at' if resumed else 'starting'} step {self.step}/"
-                 f"{self.total_steps} on {self.hardware.profile.name} "
+                 f"{self.total_steps} on {self.hardware.profile.name}{processes} "
                  f"({self.precision}, micro-batch {self.micro_batch}, "
                  f"{len(self.train_seqs)} train / {len(self.eval_seqs)} eval sequences)")
         eval_every = self.config.eval_steps or self.steps_per_epoch
@@ -447,7 +500,7 @@ class Trainer:
         status, train_loss = "completed", None
         self.model.train()
         while self.step < self.total_steps:
-            if self.stop.is_set():
+            if self.parallel.any(self.stop.is_set()):  # every process stops at this step
                 status = "cancelled"
                 break
             step_started = time.perf_counter()
@@ -496,4 +549,5 @@ class Trainer:
             "gpu_temperature_c": gpu.temperature_c if gpu else None,
         }
         self.history.append(metrics)
-        self.on_metrics(metrics)
+        if self.parallel.is_main:
+            self.on_metrics(metrics)

@@ -1,0 +1,85 @@
+"""Data-parallel training: two real processes under ``accelerate launch``, joined over gloo on
+this CPU machine, as they would be over NCCL with one GPU each."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from clone_pipeline.data.store import write_jsonl
+from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.parallel import training_command
+from clone_pipeline.training.trainer import ADAPTER, Trainer
+
+# 8 sequences a step over 2 processes, micro-batches of 2: each process accumulates twice.
+CONFIG = {"max_steps": 6, "batch_size": 8, "micro_batch_size": 2, "context_length": 512,
+          "learning_rate": 3e-3, "eval_steps": 3, "save_steps": 100,
+          "early_stopping_patience": 0, "hardware_profile": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def data_files(records, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("parallel-data")
+    write_jsonl(folder / "train.jsonl", records[0])
+    write_jsonl(folder / "eval.jsonl", records[1])
+    return folder
+
+
+def _launch(data_files, models_dir, out, processes=2, stop_at=None, **overrides) -> dict:
+    """Train under ``accelerate launch`` (the project's own launch command) and return what
+    the main process wrote."""
+    out.mkdir(parents=True, exist_ok=True)
+    job = out / "job.json"
+    job.write_text(json.dumps({
+        "config": {**CONFIG, **overrides}, "train_path": str(data_files / "train.jsonl"),
+        "eval_path": str(data_files / "eval.jsonl"), "output_dir": str(out),
+        "models_dir": str(models_dir), "stop_at": stop_at}))
+    command = training_command(processes, module="clone_pipeline_tests.test_training."
+                                                 "parallel_driver") + [str(job)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "result.json").read_text())
+
+
+def _adapter(folder):
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_two_processes_follow_the_one_process_loss_curve(records, data_files, models_dir,
+                                                         tmp_path):
+    # Dropout off: its masks depend on which process draws them, everything else must not.
+    one = Trainer(TrainConfig(**CONFIG, lora_dropout=0.0), *records,
+                  output_dir=tmp_path / "one", models_dir=models_dir,
+                  log=lambda m: None).run()
+    two = _launch(data_files, models_dir, tmp_path / "two", lora_dropout=0.0)
+    assert two["processes"] == 2 and two["status"] == "completed" and two["step"] == 6
+
+    for a, b in zip(one.history, two["history"], strict=True):
+        assert a["step"] == b["step"]
+        assert b["loss"] == pytest.approx(a["loss"], abs=2e-4)
+        assert (a["eval_loss"] is None) == (b["eval_loss"] is None)
+        if a["eval_loss"] is not None:
+            assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=2e-4)
+    assert one.history[-1]["loss"] < one.history[0]["loss"] - 0.1  # it really trained
+    a, b = _adapter(one.adapter_dir), _adapter(tmp_path / "two" / ADAPTER)
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
+
+
+def test_two_process_run_stops_and_resumes_exactly(data_files, models_dir, tmp_path):
+    # Dropout on (the default 0.05): resuming must restore each process's own random stream.
+    straight = _launch(data_files, models_dir, tmp_path / "straight")
+    stopped = _launch(data_files, models_dir, tmp_path / "resumed", stop_at=3)
+    assert stopped["status"] == "cancelled" and stopped["step"] == 3
+    assert not (tmp_path / "resumed" / ADAPTER).exists()
+    resumed = _launch(data_files, models_dir, tmp_path / "resumed")
+    assert resumed["status"] == "completed" and resumed["step"] == 6
+
+    assert [m["loss"] for m in resumed["history"]] == [m["loss"] for m in straight["history"]]
+    a = _adapter(tmp_path / "straight" / ADAPTER)
+    b = _adapter(tmp_path / "resumed" / ADAPTER)
+    assert all(torch.equal(a[k], b[k]) for k in a)
