@@ -25,6 +25,8 @@ class Settings:
     cache_url: str | None = None  # Redis for the gateway's response cache (replicas)
     dagster_url: str = "http://127.0.0.1:3000"  # the webserver queued launches go through
     gpu_slots: int | None = None  # concurrent GPU runs; None: one per detected GPU (min 1)
+    train_processes: int | None = None  # data-parallel processes a run; None: GPUs per slot
+    train_strategy: str = "ddp"  # ddp | fsdp, when a run trains on several GPUs
     max_run_seconds: int = 86_400  # dagster/max_runtime of launched runs: a hung run ends
     retention_days: int = 30  # housekeeping archives finished runs and versions older than this
 
@@ -74,6 +76,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     CLONE_DAGSTER_URL    the Dagster webserver queued runs are submitted to
                          (default http://127.0.0.1:3000, what `clone-pipeline ui` starts)
     CLONE_GPU_SLOTS      GPU runs at once (default: one per GPU NVML finds, at least 1)
+    CLONE_TRAIN_PROCESSES  processes (GPUs) one training run uses, under accelerate launch
+                         (default: the GPUs NVML finds divided between the GPU slots, at least 1)
+    CLONE_TRAIN_STRATEGY ddp (default) or fsdp for a run on several GPUs
     CLONE_MAX_RUNTIME_S  seconds after which a queued run is ended as hung (default 86400)
     """
     env = os.environ if env is None else env
@@ -90,9 +95,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cache_url=env.get("CLONE_CACHE_URL") or None,
         dagster_url=(env.get("CLONE_DAGSTER_URL") or "http://127.0.0.1:3000").rstrip("/"),
         gpu_slots=_positive_int(env, "CLONE_GPU_SLOTS"),
+        train_processes=_positive_int(env, "CLONE_TRAIN_PROCESSES"),
+        train_strategy=_choice(env, "CLONE_TRAIN_STRATEGY", ("ddp", "fsdp")),
         max_run_seconds=_positive_int(env, "CLONE_MAX_RUNTIME_S") or 86_400,
         retention_days=_positive_int(env, "CLONE_RETENTION_DAYS") or 30,
     )
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or choices[0]).lower()
+    if raw not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
 
 
 def _positive_int(env: Mapping[str, str], name: str) -> int | None:

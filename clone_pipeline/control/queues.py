@@ -69,6 +69,15 @@ def gpu_slots(settings: Settings) -> int:
     return settings.gpu_slots or max(1, len(gpu_status()[0]))
 
 
+def processes_per_run(settings: Settings) -> int:
+    """Data-parallel processes (GPUs) a training run uses: CLONE_TRAIN_PROCESSES, else the
+    GPUs NVML finds shared out between the GPU slots, at least one. So by default eight GPUs
+    train eight runs at once, and with CLONE_GPU_SLOTS=1 each run on all eight."""
+    if settings.train_processes:
+        return settings.train_processes
+    return max(1, len(gpu_status()[0]) // gpu_slots(settings))
+
+
 def apply_gpu_slots(settings: Settings, instance: dg.DagsterInstance) -> int:
     """Set the "gpu" pool's limit in the instance (it lives in Dagster's database, so the
     running daemon sees it at once). Returns the limit."""

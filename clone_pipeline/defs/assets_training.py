@@ -4,13 +4,13 @@ model_evaluation: judge the version that training produced."""
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 import warnings
 
 import dagster as dg
 
+from clone_pipeline.control.queues import processes_per_run
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
 from clone_pipeline.defs.assets_voice import voice_alignment
@@ -22,6 +22,7 @@ from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunCon
 from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
+from clone_pipeline.training.parallel import training_command
 from clone_pipeline.training.pipes_main import METRICS_MESSAGE
 from clone_pipeline.training.plots import loss_curve_png, loss_curve_svg
 from clone_pipeline.training.summary import TrainingSummary
@@ -83,6 +84,7 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
         "train_seconds": summary.train_seconds,
         "precision": summary.precision,
         "hardware_profile": summary.hardware_profile,
+        "training_processes": summary.hardware.get("processes", 1),
         "loss_curve": inline_svg(loss_curve_svg(history), _loss_caption(history)),
         "loss_curve_path": dg.MetadataValue.path(str(plot)),
     })
@@ -124,9 +126,12 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
     with dg.open_pipes_session(context=context, extras=extras,
                                context_injector=dg.PipesTempFileContextInjector(),
                                message_reader=dg.PipesTempFileMessageReader()) as session:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "clone_pipeline.training.pipes_main"],
-            env={**os.environ, **session.get_bootstrap_env_vars()})
+        processes = processes_per_run(settings)
+        if processes > 1:
+            context.log.info(f"training on {processes} processes ({settings.train_strategy}, "
+                             f"accelerate launch)")
+        child = subprocess.Popen(training_command(processes, settings.train_strategy),
+                                 env={**os.environ, **session.get_bootstrap_env_vars()})
         try:
             while child.poll() is None:
                 time.sleep(1.0)

@@ -7,19 +7,29 @@ Pipes messages: a custom message per logging step (the figures), a log line per 
 the final summary as the materialisation. It holds no database connection; the launching
 asset records everything. SIGINT or SIGTERM (a terminated Dagster run) stops it at the next
 step boundary with a checkpoint.
+
+Under ``accelerate launch`` (several GPUs) this runs once per process: the main process opens
+the Pipes session and reports; the others read the same job from the Pipes context and only
+train.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
 
-from dagster_pipes import open_dagster_pipes
+from dagster_pipes import (
+    PipesDefaultContextLoader,
+    PipesEnvVarParamsLoader,
+    open_dagster_pipes,
+)
 
 from clone_pipeline.data.store import read_jsonl
 from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.parallel import launched_processes
 from clone_pipeline.training.summary import TrainingSummary
 from clone_pipeline.training.trainer import Trainer
 
@@ -27,13 +37,16 @@ METRICS_MESSAGE = "training_metrics"  # the custom message kind carrying one ste
 
 
 def main() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if launched_processes() > 1 and int(os.environ.get("RANK", "0")) != 0:
+        with PipesDefaultContextLoader().load_context(
+                PipesEnvVarParamsLoader().load_context_params()) as context:
+            extras = context["extras"]
+        _trainer(extras, stop, on_metrics=None, log=lambda message: None).run()
+        return
     with open_dagster_pipes() as pipes:
-        extras = pipes.extras
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        config = TrainConfig.from_dict(extras["config"])
-
         def on_metrics(metrics: dict) -> None:
             pipes.report_custom_message({"kind": METRICS_MESSAGE, "metrics": metrics})
             eval_part = (f" eval_loss={metrics['eval_loss']:.4f}"
@@ -42,16 +55,7 @@ def main() -> None:
                            f"loss={metrics['loss']:.4f}{eval_part} "
                            f"{metrics['tokens_per_second'] or 0:.0f} tok/s")
 
-        train = list(read_jsonl(Path(extras["train_path"])))
-        if extras.get("voice_path"):  # voice-conditioned examples, weighted by repetition
-            voice = list(read_jsonl(Path(extras["voice_path"])))
-            train += voice * int(extras.get("voice_repeats", 1))
-            pipes.log.info(f"{len(voice)} voice-conditioned examples added")
-        trainer = Trainer(config, train,
-                          list(read_jsonl(Path(extras["eval_path"]))),
-                          output_dir=Path(extras["output_dir"]),
-                          models_dir=Path(extras["models_dir"]), on_metrics=on_metrics,
-                          stop=stop, log=pipes.log.info)
+        trainer = _trainer(pipes.extras, stop, on_metrics, pipes.log.info)
         result = trainer.run()
         summary = TrainingSummary(
             status=result.status, step=result.step, total_steps=result.total_steps,
@@ -59,11 +63,26 @@ def main() -> None:
             checkpoint_dir=str(result.checkpoint_dir), best_eval_loss=result.best_eval_loss,
             final_train_loss=result.final_train_loss, tokens_trained=result.tokens_trained,
             train_seconds=round(result.seconds, 2), micro_batch_size=result.micro_batch_size,
-            precision=trainer.precision, hardware=trainer.hardware.as_dict())
-        (Path(extras["output_dir"]) / "result.json").write_text(
+            precision=trainer.precision,
+            hardware={**trainer.hardware.as_dict(), "processes": trainer.parallel.world})
+        (Path(pipes.extras["output_dir"]) / "result.json").write_text(
             json.dumps(summary.to_dict(), indent=2))
         pipes.report_asset_materialization(metadata={"result": {"raw_value": summary.to_dict(),
                                                                 "type": "json"}})
+
+
+def _trainer(extras: dict, stop: threading.Event, on_metrics, log) -> Trainer:
+    """The Trainer of the job in *extras*: its config, files and output folder."""
+    train = list(read_jsonl(Path(extras["train_path"])))
+    if extras.get("voice_path"):  # voice-conditioned examples, weighted by repetition
+        voice = list(read_jsonl(Path(extras["voice_path"])))
+        train += voice * int(extras.get("voice_repeats", 1))
+        log(f"{len(voice)} voice-conditioned examples added")
+    return Trainer(TrainConfig.from_dict(extras["config"]), train,
+                   list(read_jsonl(Path(extras["eval_path"]))),
+                   output_dir=Path(extras["output_dir"]),
+                   models_dir=Path(extras["models_dir"]), on_metrics=on_metrics,
+                   stop=stop, log=log)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ class TrainingSummary:
     train_seconds: float
     micro_batch_size: int
     precision: str
-    hardware: dict[str, Any]  # HardwareReport.as_dict()
+    hardware: dict[str, Any]  # HardwareReport.as_dict() and the number of processes
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

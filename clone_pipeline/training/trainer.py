@@ -292,6 +292,9 @@ class Trainer:
         self.log = log if self.parallel.is_main else (lambda message: None)
         self.device = (self.parallel.accelerator.device if self.parallel.accelerator
                        else torch.device(self.hardware.profile.device))
+        if self.parallel.is_main:  # one process builds a missing local-tiny, the rest wait
+            resolve_base_model(config.base_model, models_dir)
+        self.parallel.wait()
         torch.manual_seed(config.seed)
         self.model, self.tokenizer = load_model(config, self.hardware, models_dir, self.device)
         # what a step calls: the model itself, or its DDP wrapper sharing the same weights

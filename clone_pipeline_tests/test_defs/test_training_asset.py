@@ -11,7 +11,7 @@ from sqlalchemy import select
 from clone_pipeline.cli import main
 from clone_pipeline.db.models import ModelVersion, TrainingMetric, TrainingRun
 from clone_pipeline.db.session import session_scope
-from clone_pipeline.defs.assets_training import model_evaluation
+from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.metadata import UI_INLINE_MARKDOWN
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.demo import PERSONAS_DIR
@@ -120,3 +120,24 @@ def test_model_evaluation_judges_the_version_its_upstream_produced(sqlite_env_se
         by_version = {v.version: v for v in s.scalars(select(ModelVersion))}
         assert "evaluation" in by_version[1].metrics
         assert "evaluation" not in by_version[2].metrics and by_version[2].status == "trained"
+
+
+def test_trained_adapter_trains_on_two_processes_when_asked(sqlite_env_settings, instance,
+                                                             monkeypatch):
+    """CLONE_TRAIN_PROCESSES=2: the asset starts the Pipes child under accelerate launch; the
+    main process reports every step once, the run records how many processes trained."""
+    monkeypatch.setenv("CLONE_TRAIN_PROCESSES", "2")
+    import_export(PERSONAS_DIR / "walter-okafor", sqlite_env_settings)
+    assert run_job_for_user(instance, "data_only", "walter-okafor").success
+    result = dg.materialize([trained_adapter], partition_key="walter-okafor",
+                            instance=instance, resources={"clone": CloneSettings()},
+                            run_config={"ops": {"trained_adapter": {"config": TRAIN}}})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["training_processes"].value == 2 and metadata["steps"].value == 6
+    with session_scope(sqlite_env_settings.database_url) as s:
+        run = s.scalars(select(TrainingRun)).one()
+        assert run.status == "completed" and run.hardware["processes"] == 2
+        assert [m.step for m in s.scalars(select(TrainingMetric).order_by(
+            TrainingMetric.step))] == [1, 2, 3, 4, 5, 6]

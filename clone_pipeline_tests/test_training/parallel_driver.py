@@ -1,12 +1,13 @@
 """Runs the Trainer on a JSON job, under ``accelerate launch`` in the two-process tests.
 
 The job names the config, the train and eval JSONL files, the output folder and the base
-models folder, and optionally ``stop_at``: the step after which the run is asked to stop (the
-main process asks, as a Dagster cancel would; every process stops at the same step). The main
-process writes the result to ``result.json`` in the output folder.
+models folder. SIGINT or SIGTERM stops the run at a step boundary, as in pipes_main (the
+launcher passes the signal on to every process). The main process prints ``step N`` as each
+step ends and writes the result to ``result.json`` in the output folder.
 """
 
 import json
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -19,12 +20,14 @@ from clone_pipeline.training.trainer import Trainer
 def main(job_file: str) -> None:
     job = json.loads(Path(job_file).read_text())
     stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     trainer = Trainer(TrainConfig.from_dict(job["config"]),
                       list(read_jsonl(Path(job["train_path"]))),
                       list(read_jsonl(Path(job["eval_path"]))),
                       output_dir=Path(job["output_dir"]), models_dir=Path(job["models_dir"]),
-                      stop=stop)
-    trainer.on_metrics = lambda m: stop.set() if m["step"] == job.get("stop_at") else None
+                      on_metrics=lambda m: print(f"step {m['step']}", flush=True), stop=stop,
+                      log=lambda message: None)
     result = trainer.run()
     if trainer.parallel.is_main:
         (Path(job["output_dir"]) / "result.json").write_text(json.dumps({
