@@ -53,7 +53,8 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
     run_id = runs.start_run(settings, inputs, train_config, context.run.run_id)
     extras = {**voice, "config": train_config.as_dict(),
               "train_path": str(inputs.train_path), "eval_path": str(inputs.eval_path),
-              "output_dir": str(inputs.output_dir), "models_dir": str(settings.models_dir)}
+              "output_dir": str(inputs.output_dir), "models_dir": str(settings.models_dir),
+              "strategy": settings.train_strategy}
     try:
         summary, history = _train_in_child(context, settings, run_id, extras)
     except dg.DagsterExecutionInterruptedError:
@@ -130,7 +131,7 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
         if processes > 1:
             context.log.info(f"training on {processes} processes ({settings.train_strategy}, "
                              f"accelerate launch)")
-        child = subprocess.Popen(training_command(processes, settings.train_strategy),
+        child = subprocess.Popen(training_command(processes),
                                  env={**os.environ, **session.get_bootstrap_env_vars()})
         try:
             while child.poll() is None:

@@ -82,7 +82,7 @@ def _trainer(extras: dict, stop: threading.Event, on_metrics, log) -> Trainer:
                    list(read_jsonl(Path(extras["eval_path"]))),
                    output_dir=Path(extras["output_dir"]),
                    models_dir=Path(extras["models_dir"]), on_metrics=on_metrics,
-                   stop=stop, log=log)
+                   stop=stop, log=log, strategy=extras.get("strategy", "ddp"))
 
 
 if __name__ == "__main__":

@@ -281,14 +281,15 @@ class Trainer:
     def __init__(self, config: TrainConfig, train_records: list[dict], eval_records: list[dict],
                  output_dir: Path, models_dir: Path,
                  on_metrics: Callable[[dict[str, Any]], None] | None = None,
-                 stop: threading.Event | None = None, log: Callable[[str], None] = print):
+                 stop: threading.Event | None = None, log: Callable[[str], None] = print,
+                 strategy: str = "ddp"):
         self.config = config
         self.output_dir = Path(output_dir)
         self.checkpoint_dir = self.output_dir / CHECKPOINT
         self.on_metrics = on_metrics or (lambda m: None)
         self.stop = stop or threading.Event()
         self.hardware = select_profile(config.hardware_profile)
-        self.parallel = Parallel.from_environment(self.hardware.profile.device)
+        self.parallel = Parallel.from_environment(self.hardware.profile.device, strategy)
         self.log = log if self.parallel.is_main else (lambda message: None)
         self.device = (self.parallel.accelerator.device if self.parallel.accelerator
                        else torch.device(self.hardware.profile.device))
@@ -297,7 +298,8 @@ class Trainer:
         self.parallel.wait()
         torch.manual_seed(config.seed)
         self.model, self.tokenizer = load_model(config, self.hardware, models_dir, self.device)
-        # what a step calls: the model itself, or its DDP wrapper sharing the same weights
+        self._restore_adapter_weights()  # before FSDP splits them between the processes
+        # what a step calls: the model itself (sharded in place under FSDP) or DDP's wrapper
         self.train_model = self.parallel.wrap(self.model)
         self.train_seqs = prepare_sequences(self.tokenizer, config.train_format, train_records,
                                             config)
@@ -358,30 +360,31 @@ class Trainer:
         when data-parallel); returns the step's loss per answer token, the gradient norm and
         the step's answer tokens, all over every process."""
         n_labels = sum(_answer_tokens(self.train_seqs[i]) for i in indices)
-        mine = self.parallel.shard(indices)
-        # DDP averages gradients over the processes: scaling by their number makes the sum
-        # over every process's tokens / n_labels, the one-process gradient. A process with no
-        # sequence left (the last, short step of an epoch) still joins the averaging with a
-        # zero loss.
-        seqs = [self.train_seqs[i] for i in mine] or [self.train_seqs[indices[0]]]
-        scale = self.parallel.world if mine else 0
+        mine = [self.train_seqs[i] for i in self.parallel.shard(indices)]
+        filler = [self.train_seqs[indices[0]]]  # a pass with no sequence of its own
         while True:
             try:
                 total = 0.0
-                starts = range(0, len(seqs), self.micro_batch)
-                for start in starts:
-                    last = start == starts[-1]  # gradients are synced once, on the last
+                batches = self._micro_batches(mine, len(indices))
+                for k, batch in enumerate(batches):
+                    last = k == len(batches) - 1  # gradients are synced once, on the last
                     with (contextlib.nullcontext() if last
                           else self.parallel.no_sync(self.train_model)):
-                        loss, _ = self._forward(seqs[start:start + self.micro_batch],
-                                                self.train_model)
+                        loss, _ = self._forward(batch or filler, self.train_model)
+                        # Gradients are averaged over the processes: scaled by their number,
+                        # the sum over every process / n_labels is the one-process gradient.
+                        scale = self.parallel.world if batch else 0
                         self.scaler.scale(loss * scale / max(n_labels, 1)).backward()
-                    total += loss.item() if mine else 0.0
+                    total += loss.item() if batch else 0.0
                 break
             except torch.OutOfMemoryError as exc:
                 self.optimizer.zero_grad(set_to_none=True)
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+                if self.parallel.sharded:  # the other processes wait in this pass's gather
+                    raise RuntimeError(f"out of memory with a micro-batch of "
+                                       f"{self.micro_batch} under FSDP: set micro_batch_size "
+                                       f"lower") from exc
                 if self.micro_batch == 1:
                     raise RuntimeError("out of memory with a micro-batch of 1: lower "
                                        "context_length or use quantization") from exc
@@ -390,13 +393,23 @@ class Trainer:
                          f"{self.micro_batch}")
         self.scaler.unscale_(self.optimizer)
         grad_norm = torch.nn.utils.clip_grad_norm_(
-            [p for p in self.model.parameters() if p.requires_grad], 1.0).item()
+            [p for p in self.model.parameters() if p.requires_grad], 1.0)
+        if hasattr(grad_norm, "full_tensor"):  # FSDP: a norm over every process's shards
+            grad_norm = grad_norm.full_tensor()
+        grad_norm = grad_norm.item()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         [total] = self.parallel.sum([total])
         return total / max(n_labels, 1), grad_norm, n_labels
+
+    def _micro_batches(self, seqs: list[PackedSequence], total: int
+                       ) -> list[list[PackedSequence]]:
+        """*seqs*, this process's share of *total* sequences, in micro-batches; padded with
+        empty ones to the passes every process makes (Parallel.passes)."""
+        batches = [seqs[s:s + self.micro_batch] for s in range(0, len(seqs), self.micro_batch)]
+        return batches + [[]] * (self.parallel.passes(total, self.micro_batch) - len(batches))
 
     @torch.no_grad()
     def evaluate(self) -> float | None:
@@ -406,9 +419,10 @@ class Trainer:
         self.model.eval()
         total, count = 0.0, 0
         mine = self.parallel.shard(self.eval_seqs)
-        for start in range(0, len(mine), self.micro_batch):
-            loss, n = self._forward(mine[start:start + self.micro_batch], self.model)
-            total, count = total + loss.item(), count + n
+        for batch in self._micro_batches(mine, len(self.eval_seqs)):
+            loss, n = self._forward(batch or self.eval_seqs[:1], self.model)
+            if batch:
+                total, count = total + loss.item(), count + n
         self.model.train()
         total, count = self.parallel.sum([total, count])
         return total / max(count, 1)
@@ -425,12 +439,14 @@ class Trainer:
         rng = self.parallel.gather({"cpu": torch.get_rng_state(),
                                     "cuda": (torch.cuda.get_rng_state_all()
                                              if torch.cuda.is_available() else None)})
+        weights = self.parallel.full_model_state(self.model)  # gathered under FSDP
+        optimizer = self.parallel.optimizer_state(self.model, self.optimizer)
         if not self.parallel.is_main:
             self.parallel.wait()
             return
         with atomic_path(self.checkpoint_dir) as tmp:
-            self.model.save_pretrained(tmp / ADAPTER)
-            torch.save({"optimizer": self.optimizer.state_dict(),
+            self.model.save_pretrained(tmp / ADAPTER, state_dict=weights)
+            torch.save({"optimizer": optimizer, "sharded": self.parallel.sharded,
                         "scheduler": self.scheduler.state_dict(),
                         "scaler": self.scaler.state_dict(),
                         "rng_cpu": rng[0]["cpu"], "rng_cuda": rng[0]["cuda"],
@@ -444,6 +460,16 @@ class Trainer:
                 "config": self.config.as_dict()}, default=str))
         self.parallel.wait()
 
+    def _restore_adapter_weights(self) -> None:
+        """The last checkpoint's adapter weights, if there is one (the rest of its state is
+        restored by load_checkpoint when the run starts)."""
+        weights = self.checkpoint_dir / ADAPTER / "adapter_model.safetensors"
+        if (self.checkpoint_dir / "progress.json").exists():
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(self.model, load_file(str(weights)))
+
     def load_checkpoint(self) -> bool:
         """Resume from the last checkpoint if there is one; return whether it did. With
         another number of processes than wrote it the maths is the same, but dropout draws
@@ -451,13 +477,9 @@ class Trainer:
         progress_file = self.checkpoint_dir / "progress.json"
         if not progress_file.exists():
             return False
-        from peft import set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        weights = self.checkpoint_dir / ADAPTER / "adapter_model.safetensors"
-        set_peft_model_state_dict(self.model, load_file(str(weights)))
         state = torch.load(self.checkpoint_dir / "state.pt", weights_only=False)
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.parallel.load_optimizer_state(self.model, self.optimizer, state["optimizer"],
+                                           keyed_by_name=state.get("sharded", False))
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         by_rank = state.get("rng_by_rank") or []
@@ -479,9 +501,10 @@ class Trainer:
         """The final adapter, with the tokenizer and chat template used in training, so
         inference renders prompts and stops exactly as training did."""
         target = self.output_dir / ADAPTER
+        weights = self.parallel.full_model_state(self.model)  # gathered under FSDP
         if self.parallel.is_main:
             with atomic_path(target) as tmp:
-                self.model.save_pretrained(tmp)
+                self.model.save_pretrained(tmp, state_dict=weights)
                 self.tokenizer.save_pretrained(tmp)
                 (tmp / "training_config.json").write_text(json.dumps(self.config.as_dict(),
                                                                      default=str, indent=2))

@@ -29,7 +29,7 @@ def data_files(records, tmp_path_factory):
     return folder
 
 
-def _launch(data_files, models_dir, out, interrupt_after: int | None = None,
+def _launch(data_files, models_dir, out, strategy, interrupt_after: int | None = None,
             **overrides) -> dict:
     """Train on two processes under ``accelerate launch`` (the project's own launch command)
     and return what the main process wrote. With *interrupt_after*, SIGINT the launcher once
@@ -39,7 +39,7 @@ def _launch(data_files, models_dir, out, interrupt_after: int | None = None,
     job.write_text(json.dumps({
         "config": {**CONFIG, **overrides}, "train_path": str(data_files / "train.jsonl"),
         "eval_path": str(data_files / "eval.jsonl"), "output_dir": str(out),
-        "models_dir": str(models_dir)}))
+        "models_dir": str(models_dir), "strategy": strategy}))
     command = training_command(2, module="clone_pipeline_tests.test_training."
                                          "parallel_driver") + [str(job)]
     with (out / "stderr.txt").open("w+") as errors:
@@ -61,14 +61,21 @@ def _adapter(folder):
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
-def test_two_processes_follow_the_one_process_loss_curve(records, data_files, models_dir,
-                                                         tmp_path):
+@pytest.fixture(scope="module")
+def one_process(records, models_dir, tmp_path_factory):
     # Dropout off: its masks depend on which process draws them, everything else must not.
-    one = Trainer(TrainConfig(**CONFIG, lora_dropout=0.0), *records,
-                  output_dir=tmp_path / "one", models_dir=models_dir,
-                  log=lambda m: None).run()
-    two = _launch(data_files, models_dir, tmp_path / "two", lora_dropout=0.0)
+    return Trainer(TrainConfig(**CONFIG, lora_dropout=0.0), *records,
+                   output_dir=tmp_path_factory.mktemp("one-process"), models_dir=models_dir,
+                   log=lambda m: None).run()
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_follow_the_one_process_loss_curve(strategy, one_process, data_files,
+                                                         models_dir, tmp_path):
+    one = one_process
+    two = _launch(data_files, models_dir, tmp_path / "two", strategy, lora_dropout=0.0)
     assert two["processes"] == 2 and two["status"] == "completed" and two["step"] == 6
+    assert (two["sharded_parameters"] > 0) == (strategy == "fsdp")
 
     for a, b in zip(one.history, two["history"], strict=True):
         assert a["step"] == b["step"]
@@ -82,14 +89,17 @@ def test_two_processes_follow_the_one_process_loss_curve(records, data_files, mo
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)
 
 
-def test_interrupted_two_process_run_resumes_exactly(data_files, models_dir, tmp_path):
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_interrupted_two_process_run_resumes_exactly(strategy, data_files, models_dir,
+                                                     tmp_path):
     # Dropout on (the default 0.05): resuming must restore each process's own random stream.
-    straight = _launch(data_files, models_dir, tmp_path / "straight")
-    stopped = _launch(data_files, models_dir, tmp_path / "resumed", interrupt_after=2)
+    straight = _launch(data_files, models_dir, tmp_path / "straight", strategy)
+    stopped = _launch(data_files, models_dir, tmp_path / "resumed", strategy,
+                      interrupt_after=2)
     # both processes took the stop at the same step boundary and the main one checkpointed
     assert stopped["status"] == "cancelled" and 2 <= stopped["step"] < 6
     assert not (tmp_path / "resumed" / ADAPTER).exists()
-    resumed = _launch(data_files, models_dir, tmp_path / "resumed")
+    resumed = _launch(data_files, models_dir, tmp_path / "resumed", strategy)
     assert resumed["status"] == "completed" and resumed["step"] == 6
 
     assert [m["loss"] for m in resumed["history"]] == [m["loss"] for m in straight["history"]]
