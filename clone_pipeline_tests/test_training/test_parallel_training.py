@@ -10,7 +10,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from clone_pipeline.control.queues import processes_per_run
 from clone_pipeline.data.store import write_jsonl
+from clone_pipeline.settings import load_settings
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.parallel import training_command
 from clone_pipeline.training.trainer import ADAPTER, Trainer
@@ -106,3 +108,18 @@ def test_interrupted_two_process_run_resumes_exactly(strategy, data_files, model
     a = _adapter(tmp_path / "straight" / ADAPTER)
     b = _adapter(tmp_path / "resumed" / ADAPTER)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_processes_per_run_share_the_gpus_between_slots(tmp_path):
+    def settings(**env):
+        return load_settings({"CLONE_HOME": str(tmp_path), **env})
+
+    # no GPU here: one process unless asked for more
+    assert processes_per_run(settings()) == 1
+    assert processes_per_run(settings(CLONE_TRAIN_PROCESSES="4")) == 4
+    assert training_command(1)[1:] == ["-m", "clone_pipeline.training.pipes_main"]
+    launch = training_command(4)
+    assert launch[1:4] == ["-m", "accelerate.commands.launch", "--multi_gpu"]
+    assert launch[launch.index("--num_processes") + 1] == "4"
+    with pytest.raises(ValueError, match="CLONE_TRAIN_STRATEGY must be one of ddp, fsdp"):
+        settings(CLONE_TRAIN_STRATEGY="zero3")
