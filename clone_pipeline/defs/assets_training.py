@@ -1,9 +1,11 @@
 """trained_adapter: fine-tune in a child process through Dagster Pipes (pool "gpu");
 model_evaluation: judge the version that training produced."""
 
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 import warnings
@@ -30,6 +32,9 @@ from clone_pipeline.training.summary import TrainingSummary
 # Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
 warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
 STOP_GRACE_SECONDS = 30  # a terminated run's child must checkpoint and exit within this
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
+# looked up here, not between fork and exec, where loading a library could deadlock
+_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 
 
 @dg.asset(
@@ -132,7 +137,8 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
             context.log.info(f"training on {processes} processes ({settings.train_strategy}, "
                              f"accelerate launch)")
         child = subprocess.Popen(training_command(processes),
-                                 env={**os.environ, **session.get_bootstrap_env_vars()})
+                                 env={**os.environ, **session.get_bootstrap_env_vars()},
+                                 preexec_fn=_stop_with_parent)
         try:
             while child.poll() is None:
                 time.sleep(1.0)
@@ -169,6 +175,14 @@ def _record(context, settings, run_id, session, seen: int) -> list[dict]:
             asset_key=context.asset_key, partition=context.partition_key,
             metadata={k: v for k, v in metrics.items() if v is not None}))
     return new
+
+
+def _stop_with_parent() -> None:
+    """In the training child, before it runs: SIGTERM it when this step's process dies (a
+    killed Celery or run worker), so it checkpoints and exits instead of holding the GPU
+    as an orphan (Linux's parent-death signal; elsewhere the grace kill below is all)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(child: subprocess.Popen) -> None:

@@ -101,8 +101,22 @@ def _changed_since_materialised(instance: dg.DagsterInstance, asset_key: dg.Asse
                                    "or running (a killed run worker, say) as failed, with the "
                                    "run's failure message.")
 def training_run_failed(context: dg.RunFailureSensorContext, clone: CloneSettings) -> None:
-    message = context.failure_event.message or "no failure message"
-    _close(context, clone, TrainingRunStatus.FAILED, f"the Dagster run failed: {message}")
+    _close(context, clone, TrainingRunStatus.FAILED,
+           f"the Dagster run failed: {failure_reason(context.failure_event)}")
+
+
+def failure_reason(event: dg.DagsterEvent) -> str:
+    """A failed run's message and what its error says (a lost Celery worker, a step's
+    exception), without the stack trace: "…failed. … [trained_adapter]: billiard.exceptions.
+    WorkerLostError: Worker exited prematurely: signal 9 (SIGKILL)…"."""
+    message = event.message or "no failure message"
+    error = getattr(event.event_specific_data, "error", None)
+    if error is None:
+        return message
+    detail = " ".join(error.message.split("Stack Trace:")[0].split())
+    prefix = f"{error.cls_name}: "
+    detail = detail.split(prefix, 1)[-1] if prefix in detail[:200] else detail
+    return f"{message} {detail}"[:2000]
 
 
 @dg.run_status_sensor(run_status=dg.DagsterRunStatus.CANCELED,

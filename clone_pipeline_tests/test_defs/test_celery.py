@@ -1,10 +1,12 @@
 """CLONE_EXECUTOR=celery with real Celery workers over the machine's Redis: a user's data
 and training stages run as Celery tasks, the training step on the `gpu` queue's worker and
 the data steps on the default queue's, and the collected dataset is the one the default
-executor makes from the same export."""
+executor makes from the same export. Killing the GPU worker's process mid-step fails the run
+cleanly and a retry resumes from the checkpoint."""
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -38,6 +40,25 @@ def _root(tmp_path: Path, name: str, models_dir: Path, **extra) -> dict[str, str
     return env
 
 
+def _materialize(env: dict[str, str], select: str, train: dict) -> list[str]:
+    return [str(BIN / "dagster"), "asset", "materialize", "-m", "clone_pipeline.definitions",
+            "--select", select, "--partition", USER,
+            "--config-json", json.dumps({"ops": {"trained_adapter": {"config": train}}})]
+
+
+def _training_runs(env: dict[str, str]) -> list:
+    """Every training_runs row, oldest first, with its metrics' steps."""
+    from clone_pipeline.db.models import TrainingMetric, TrainingRun
+    from clone_pipeline.db.session import session_scope
+    from clone_pipeline.settings import load_settings
+
+    with session_scope(load_settings(env).database_url) as session:
+        return [(run.status, run.error, run.checkpoint_path,
+                 [m.step for m in session.query(TrainingMetric).filter_by(
+                     training_run_id=run.id).order_by(TrainingMetric.step)])
+                for run in session.query(TrainingRun).order_by(TrainingRun.started_at)]
+
+
 def _dataset_sha(env: dict[str, str]) -> str:
     from clone_pipeline.db.models import TrainingDataset
     from clone_pipeline.db.session import session_scope
@@ -49,7 +70,7 @@ def _dataset_sha(env: dict[str, str]) -> str:
 
 @pytest.mark.slow
 def test_celery_workers_run_the_steps_and_the_gpu_queue_worker_trains(tmp_path, models_dir,
-                                                                      local_tiny):
+                                                                      local_tiny, monkeypatch):
     try:
         broker = redis.Redis.from_url(BROKER)
         broker.flushdb()
@@ -81,12 +102,9 @@ def test_celery_workers_run_the_steps_and_the_gpu_queue_worker_trains(tmp_path, 
 
         with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
             instance.add_dynamic_partitions("users", [USER])  # the sensor's job, stopped here
-        run_config = {"ops": {"trained_adapter": {"config": TRAIN}}}
         done = subprocess.run(
-            [str(BIN / "dagster"), "asset", "materialize", "-m", "clone_pipeline.definitions",
-             "--select", "collected_training_data,formatted_datasets,trained_adapter",
-             "--partition", USER, "--config-json", json.dumps(run_config)],
-            cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+            _materialize(env, "collected_training_data,formatted_datasets,trained_adapter",
+                         TRAIN), cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
         # Where each step ran: the pid Dagster recorded on its STEP_START, inside which
@@ -107,6 +125,8 @@ def test_celery_workers_run_the_steps_and_the_gpu_queue_worker_trains(tmp_path, 
         assert ran_on == {"collected_training_data": "dagster",
                           "formatted_datasets": "dagster", "trained_adapter": "gpu"}
         assert any('"trained_adapter"' in m and "gpu" in m for m in submitted), submitted
+
+        _kill_the_gpu_worker_mid_step_then_retry(env, monkeypatch)
     finally:
         for process, _ in workers.values():
             stop_group(process)
@@ -118,3 +138,63 @@ def test_celery_workers_run_the_steps_and_the_gpu_queue_worker_trains(tmp_path, 
                           env=default, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _dataset_sha(default) == _dataset_sha(env)
+
+
+def _kill_the_gpu_worker_mid_step_then_retry(env: dict[str, str], monkeypatch) -> None:
+    """SIGKILL the GPU worker's process running the training step once it has trained a
+    step: Celery reports the lost worker, the run fails, the orphaned trainer is stopped (it
+    checkpoints), the failure sensor says why in training_runs, and a retry resumes."""
+    from clone_pipeline.defs.resources import CloneSettings
+    from clone_pipeline.defs.sensors import training_run_failed
+
+    train = {**TRAIN, "max_steps": 40}  # another config: a training run of its own
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        earlier = {r.run_id for r in instance.get_runs()}
+        materialize = subprocess.Popen(_materialize(env, "trained_adapter", train), cwd=REPO,
+                                       env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+
+        def step_pid():
+            runs = [r for r in instance.get_runs(limit=1) if r.run_id not in earlier]
+            starts = runs and instance.all_logs(runs[0].run_id,
+                                                of_type=dg.DagsterEventType.STEP_START)
+            return starts and starts[0].dagster_event.pid
+
+        pid = wait_for(step_pid, 300, "the training step to start on the gpu worker")
+        wait_for(lambda: len(_training_runs(env)) == 2 and _training_runs(env)[1][3], 300,
+                 "the new training run to report a step")
+        [trainer] = [c for c in psutil.Process(pid).children()
+                     if "pipes_main" in " ".join(c.cmdline())]
+        os.kill(pid, signal.SIGKILL)
+        assert materialize.wait(timeout=300) != 0
+        [run] = instance.get_runs(limit=1)
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        [failure] = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
+        # the orphaned trainer got SIGTERM when its parent died: it checkpoints and exits
+        wait_for(lambda: not trainer.is_running() or trainer.status() == psutil.STATUS_ZOMBIE,
+                 60, "the orphaned trainer to stop")
+        status, error, checkpoint, steps = _training_runs(env)[1]
+        assert status == "running"  # nobody has told the domain tables yet
+        stopped_at = json.loads((Path(checkpoint) / "progress.json").read_text())["step"]
+        assert 1 <= stopped_at < train["max_steps"]
+
+        # What the daemon's run-failure sensor does with this failure, evaluated on it.
+        for name, value in (("CLONE_HOME", env["CLONE_HOME"]),
+                            ("DAGSTER_HOME", env["DAGSTER_HOME"]),
+                            ("CLONE_MODELS_DIR", env["CLONE_MODELS_DIR"])):
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("CLONE_DATABASE_URL", raising=False)
+        training_run_failed(dg.build_run_status_sensor_context(
+            sensor_name="training_run_failed", dagster_instance=instance, dagster_run=run,
+            dagster_event=failure.dagster_event).for_run_failure(), clone=CloneSettings())
+    status, error, _, _ = _training_runs(env)[1]
+    assert status == "failed" and error.startswith("the Dagster run failed")
+    assert "[trained_adapter]: billiard.exceptions.WorkerLostError: Worker exited " \
+        "prematurely: signal 9 (SIGKILL)" in error
+
+    retry = subprocess.run(_materialize(env, "trained_adapter", train), cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=900)
+    assert retry.returncode == 0, retry.stdout[-3000:] + retry.stderr[-3000:]
+    status, _, _, steps = _training_runs(env)[2]
+    assert status == "completed"
+    assert steps[0] == stopped_at + 1 and steps[-1] == train["max_steps"]  # resumed
