@@ -291,6 +291,9 @@ class Trainer:
         self.hardware = select_profile(config.hardware_profile)
         self.parallel = Parallel.from_environment(self.hardware.profile.device, strategy)
         self.log = log if self.parallel.is_main else (lambda message: None)
+        if self.parallel.sharded and config.quantization != "none":
+            raise ValueError(f"{config.quantization} quantization (QLoRA) trains under DDP, "
+                             f"not FSDP: set CLONE_TRAIN_STRATEGY=ddp")
         self.device = (self.parallel.accelerator.device if self.parallel.accelerator
                        else torch.device(self.hardware.profile.device))
         if self.parallel.is_main:  # one process builds a missing local-tiny, the rest wait
