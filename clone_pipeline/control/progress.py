@@ -59,8 +59,11 @@ def training_progress(settings: Settings, instance: dg.DagsterInstance, job_id: 
         outcome = None
     if outcome is not None:
         dagster_status = outcome.status
-    history = runs.metrics_after(settings, row["id"], -1) if row else []
-    latest = history[-1] if history else {}
+    # The whole history only for the analytics: the live view (polled every second by each
+    # SSE client) reads the newest row alone.
+    history = runs.metrics_after(settings, row["id"], -1) if row and detailed else []
+    latest = (history[-1] if history else
+              (runs.latest_metrics(settings, row["id"]) if row else None) or {})
     status = row["status"] if row else ("queued" if dagster_status == "queued" else
                                         dagster_status)
     if row and row["status"] not in FINISHED_TRAINING and dagster_status in (

@@ -77,6 +77,14 @@ def metrics_after(session: Session, run_id: uuid.UUID, step: int) -> list[dict[s
     return [{c: getattr(r, c) for c in METRIC_COLUMNS} for r in rows]
 
 
+def latest_metrics(session: Session, run_id: uuid.UUID) -> dict[str, Any] | None:
+    """The newest training_metrics row of *run_id* (one indexed row, however long the run)."""
+    row = session.scalars(select(TrainingMetric).where(
+        TrainingMetric.training_run_id == run_id).order_by(TrainingMetric.step.desc())
+        .limit(1)).first()
+    return {c: getattr(row, c) for c in METRIC_COLUMNS} if row else None
+
+
 def add_model_version(session: Session, run_id: uuid.UUID, dagster_run_id: str | None,
                       adapter_path: str, adapter_sha256: str,
                       metrics: dict[str, Any]) -> ModelVersion:

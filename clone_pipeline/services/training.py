@@ -157,6 +157,11 @@ def metrics_after(settings: Settings, run_id: uuid.UUID, step: int) -> list[dict
         return training.metrics_after(session, run_id, step)
 
 
+def latest_metrics(settings: Settings, run_id: uuid.UUID) -> dict[str, Any] | None:
+    with session_scope(settings.database_url) as session:
+        return training.latest_metrics(session, run_id)
+
+
 def recommend_settings(settings: Settings, external_id: str,
                        base_model: str = "local-tiny") -> dict[str, Any]:
     """The settings this machine's hardware profile recommends for *external_id*'s data: the

@@ -50,3 +50,15 @@ def test_only_the_runs_unfinished_rows_are_closed(settings):
 def test_only_final_statuses_can_be_set(settings):
     with pytest.raises(ValueError, match="'failed' or 'cancelled'"):
         close_unfinished_runs(settings, "run-a", "completed", "")
+
+
+def test_latest_metrics_is_the_newest_step_of_that_run(settings):
+    from clone_pipeline.services.training import latest_metrics, metrics_after, record_metrics
+
+    mine, other = add_training_runs(settings, [("run-a", "running"), ("run-b", "running")])
+    assert latest_metrics(settings, mine) is None
+    record_metrics(settings, mine, "run-a", [{"step": s, "loss": 5.0 - s} for s in (1, 3, 2)])
+    record_metrics(settings, other, "run-b", [{"step": 9, "loss": 0.1}])
+    newest = latest_metrics(settings, mine)
+    assert newest["step"] == 3 and newest["loss"] == 2.0
+    assert newest == metrics_after(settings, mine, -1)[-1]
