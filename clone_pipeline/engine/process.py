@@ -13,7 +13,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from clone_pipeline.engine.client import EngineClient, EngineError
 from clone_pipeline.files import atomic_path
+from clone_pipeline.net import free_port
 
 STARTUP_TIMEOUT_S = 600.0
 
@@ -103,12 +103,6 @@ def _has_vllm(python: Path) -> bool:
 def cuda_available() -> bool:
     return shutil.which("nvidia-smi") is not None and subprocess.run(
         ["nvidia-smi", "-L"], capture_output=True).returncode == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def engine_command(spec: EngineSpec, python: Path, port: int, key: str,

@@ -17,7 +17,8 @@ import dagster as dg
 import httpx
 import uvicorn
 
-from clone_pipeline.engine.process import free_port, start_engine, write_state
+from clone_pipeline.engine.process import start_engine, write_state
+from clone_pipeline.net import free_port
 from clone_pipeline.orchestration.launch import RunOutcome, run_job_for_user
 from clone_pipeline.services.deployments import list_deployments, restore_deployments
 from clone_pipeline.services.engine import handle_of, spec_for, state_file

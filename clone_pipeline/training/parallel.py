@@ -18,11 +18,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import socket
 import sys
 from collections.abc import Sequence
 
 import torch
+
+from clone_pipeline.net import free_port
 
 STRATEGIES = ("ddp", "fsdp")
 ENTRY_POINT = "clone_pipeline.training.pipes_main"
@@ -38,13 +39,7 @@ def training_command(processes: int, module: str = ENTRY_POINT) -> list[str]:
             "--num_processes", str(processes), "--num_machines", "1",
             "--mixed_precision", "no", "--dynamo_backend", "no",
             # two trainings on one machine must not meet on torchrun's default port
-            "--main_process_port", str(_free_port()), "-m", module]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+            "--main_process_port", str(free_port()), "-m", module]
 
 
 def launched_processes() -> int:

@@ -14,7 +14,8 @@ import uvicorn
 
 from clone_pipeline.db.models import ModelVersion, User, utcnow
 from clone_pipeline.db.session import migrate, session_scope
-from clone_pipeline.engine.process import EngineSpec, free_port, start_engine
+from clone_pipeline.engine.process import EngineSpec, start_engine
+from clone_pipeline.net import free_port
 from clone_pipeline.services.engine import EngineHandle, handle_of
 from clone_pipeline.serving.app import create_app
 from clone_pipeline.serving.limits import Limits

@@ -15,7 +15,7 @@ import pytest
 
 from clone_pipeline.db.models import ModelVersion, User, utcnow
 from clone_pipeline.db.session import migrate, session_scope
-from clone_pipeline.engine.process import free_port
+from clone_pipeline.net import free_port
 from clone_pipeline.services import deployments, tokens
 from clone_pipeline.settings import load_settings
 

@@ -12,7 +12,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck
 
-from clone_pipeline.engine.process import free_port
+from clone_pipeline.net import free_port
 from clone_pipeline.services.tokens import create_token
 
 EXAMPLES = 12  # per operation, mode and token: about 1,000 requests in all
