@@ -45,6 +45,8 @@ class EngineSpec:
     threads: int | None = None  # CPU: OMP threads (default: every core)
     prefix_caching: bool = True
     max_num_seqs: int = 64
+    # where deployed adapters are published for the LoRA resolver (engine/adapters.py)
+    lora_dir: str | None = None
 
     def describe(self) -> dict:
         return asdict(self)
@@ -126,6 +128,9 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
         cmd += ["--quantization", "bitsandbytes"]
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+    if spec.lora_dir:  # an adapter it has not loaded is resolved from there on first use
+        Path(spec.lora_dir).mkdir(parents=True, exist_ok=True)
+        env["VLLM_LORA_RESOLVER_CACHE_DIR"] = spec.lora_dir
     if cuda:
         cmd += ["--gpu-memory-utilization", str(spec.gpu_memory_utilization)]
     else:

@@ -204,11 +204,11 @@ def _system_prompt(settings: Settings, version, user) -> str:
 def _activate(settings: Settings, engine: EngineHandle, dep_id: uuid.UUID, adapter: str,
               adapter_path: str, prompt: str, check: bool = True) -> Deployment:
     try:
-        engine.client.load_adapter(adapter, adapter_path)
+        engine.load(adapter, adapter_path)
         if check:
             smoke_check(engine, adapter, prompt)
     except (EngineError, DeploymentError) as exc:
-        engine.client.unload_adapter(adapter)
+        engine.unload(adapter)
         with session_scope(settings.database_url) as session:
             deployments.mark(session, dep_id, DeploymentStatus.FAILED, str(exc)[:2000])
         raise DeploymentError(f"deployment failed its check: {exc}") from exc
@@ -292,10 +292,10 @@ def update_deployment(settings: Settings, engine: EngineHandle, deployment_id: u
             revision = (deployments.get(session, current.id).settings or {}).get("revision", 1) + 1
         new_adapter = adapter_name(current.id, revision)
         try:
-            engine.client.load_adapter(new_adapter, path)
+            engine.load(new_adapter, path)
             smoke_check(engine, new_adapter, prompt)
         except (EngineError, DeploymentError) as exc:
-            engine.client.unload_adapter(new_adapter)
+            engine.unload(new_adapter)
             raise DeploymentError(f"v{version} failed its check; the deployment keeps "
                                   f"v{current.model_version}: {exc}") from exc
         values.update(model_version_id=version_id, adapter_name=new_adapter,
@@ -304,7 +304,7 @@ def update_deployment(settings: Settings, engine: EngineHandle, deployment_id: u
         deployments.mark(session, current.id, DeploymentStatus(current.status), current.error,
                          **values)
     if values.get("adapter_name") and old_adapter:
-        engine.client.unload_adapter(old_adapter)
+        engine.unload(old_adapter)
     return get_deployment(settings, current.id)
 
 
@@ -321,7 +321,7 @@ def delete_deployment(settings: Settings, engine: EngineHandle | None,
     with session_scope(settings.database_url) as session:
         deployments.mark(session, current.id, DeploymentStatus.STOPPED)
     if engine is not None and current.adapter_name:
-        engine.client.unload_adapter(current.adapter_name)
+        engine.unload(current.adapter_name)
     with session_scope(settings.database_url) as session:
         row = deployments.get(session, current.id)
         return _record(row, training.get_version(session, row.model_version_id), current.user)
@@ -349,7 +349,7 @@ def restore_deployments(settings: Settings, engine: EngineHandle,
             if not engine.serves(base, settings.models_dir):
                 raise DeploymentError(f"trained on {base}, the engine serves "
                                       f"{engine.base_model}")
-            engine.client.load_adapter(adapter, path)
+            engine.load(adapter, path)
             restored += 1
         except (EngineError, DeploymentError) as exc:
             problems.append(f"{dep_id}: {exc}")

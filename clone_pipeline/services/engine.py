@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from clone_pipeline.engine import adapters
 from clone_pipeline.engine.client import EngineClient
 from clone_pipeline.engine.process import EngineProcess, EngineSpec, read_state, start_engine
 from clone_pipeline.settings import Settings
@@ -36,6 +37,18 @@ class EngineHandle:
     def serves(self, base_model: str, models_dir: Path) -> bool:
         return self.base_model in (base_model, resolve_base_model(base_model, models_dir))
 
+    def load(self, name: str, adapter_path: str | Path) -> None:
+        """Publish adapter *name* for every replica's resolver, then load it into the one
+        this reaches (so it is ready before the first request)."""
+        if self.spec.get("lora_dir"):
+            adapters.publish(Path(self.spec["lora_dir"]), name, adapter_path, self.base_model)
+        self.client.load_adapter(name, adapter_path)
+
+    def unload(self, name: str) -> None:
+        self.client.unload_adapter(name)
+        if self.spec.get("lora_dir"):
+            adapters.withdraw(Path(self.spec["lora_dir"]), name)
+
 
 def state_file(settings: Settings) -> Path:
     return settings.serving_dir / "engine.json"
@@ -47,7 +60,8 @@ def connect(settings: Settings) -> EngineHandle | None:
         client = EngineClient(settings.engine_url, settings.engine_key)
         if not client.healthy():
             return None
-        spec = {"quantization": os.environ.get("CLONE_ENGINE_QUANTIZATION", "none")}
+        spec = {"quantization": os.environ.get("CLONE_ENGINE_QUANTIZATION", "none"),
+                "lora_dir": os.environ.get("CLONE_ENGINE_LORA_DIR") or None}
         return EngineHandle(client, client.base_model(), "remote", spec)
     state = read_state(state_file(settings))
     if state is None:
@@ -60,7 +74,8 @@ def connect(settings: Settings) -> EngineHandle | None:
 
 def spec_for(settings: Settings, base_model: str, **overrides) -> EngineSpec:
     """The engine spec for *base_model* (a name the training records use, e.g. local-tiny)."""
-    return replace(EngineSpec(resolve_base_model(base_model, settings.models_dir)), **overrides)
+    return replace(EngineSpec(resolve_base_model(base_model, settings.models_dir),
+                              lora_dir=str(settings.serving_dir / "loras")), **overrides)
 
 
 def handle_of(engine: EngineProcess) -> EngineHandle:

@@ -88,7 +88,7 @@ def test_helm_values_carry_dagster_yamls_queue_limits_and_the_project_code():
     assert {"name": "CLONE_EXECUTOR", "value": "k8s"} in code["env"]
 
 
-def test_the_gateway_points_at_the_gpu_engine_service():
+def test_the_gateway_points_at_the_gpu_engine_fleet_and_its_publish_folder():
     engine_deployment, engine_service = yaml.safe_load_all((DEPLOY / "k8s" / "engine.yaml")
                                                            .read_text())
     [vllm] = engine_deployment["spec"]["template"]["spec"]["containers"]
@@ -99,3 +99,7 @@ def test_the_gateway_points_at_the_gpu_engine_service():
     env = {e["name"]: e.get("value") for e in container["env"]}
     port = engine_service["spec"]["ports"][0]["port"]
     assert env["CLONE_ENGINE_URL"] == f"http://{engine_service['metadata']['name']}:{port}"
+    # deploys publish adapters where every engine replica's resolver looks
+    engine_env = {e["name"]: e.get("value") for e in vllm["env"]}
+    assert engine_env["VLLM_LORA_RESOLVER_CACHE_DIR"] == env["CLONE_ENGINE_LORA_DIR"]
+    assert env["CLONE_ENGINE_LORA_DIR"].startswith("/data/clone/")  # the shared volume

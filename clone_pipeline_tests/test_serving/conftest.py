@@ -55,8 +55,10 @@ def canary_adapters(local_tiny, tmp_path_factory) -> list[Path]:
 def engine(local_tiny, tmp_path_factory) -> Iterator[EngineHandle]:
     """The real engine (vLLM CPU) over local-tiny, for the whole session."""
     _model, _tokenizer, path = local_tiny
-    process = start_engine(EngineSpec(str(path), max_loras=16, max_num_seqs=64),
-                           tmp_path_factory.mktemp("engine") / "engine.log")
+    folder = tmp_path_factory.mktemp("engine")
+    process = start_engine(EngineSpec(str(path), max_loras=16, max_num_seqs=64,
+                                      lora_dir=str(folder / "loras")),
+                           folder / "engine.log")
     try:
         yield handle_of(process)
     finally:

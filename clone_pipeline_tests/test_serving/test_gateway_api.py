@@ -3,6 +3,9 @@ ownership, the seed's deploy actions, caching and usage logs."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import httpx
 import pytest
 
@@ -152,3 +155,33 @@ def test_min_tokens_reaches_the_engine_for_fixed_length_answers(two_users):
     answer = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a), json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json()["usage"]["completion_tokens"] == deployments.SMOKE_TOKENS
+
+
+def test_a_replica_that_never_loaded_an_adapter_resolves_it_and_a_delete_withdraws_it(
+        two_users, engine):
+    """A fleet behind one Service: the deploy reached one replica. Unloading the adapter
+    here stands for another replica that never had it: the gateway's next request still
+    answers (vLLM's filesystem resolver loads it from the published folder)."""
+    settings, url, (dep_a, token_a), _, _admin = two_users
+    body = {"model": dep_a.name, "messages": [{"role": "user", "content": "Hello there"}],
+            "max_tokens": 12, "temperature": 0}
+    before = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a), json=body)
+    published = Path(engine.spec["lora_dir"]) / dep_a.adapter_name
+    assert (published / "adapter_model.safetensors").is_symlink()
+    assert json.loads((published / "adapter_config.json").read_text())[
+        "base_model_name_or_path"] == engine.base_model
+
+    engine.client.unload_adapter(dep_a.adapter_name)
+    assert dep_a.adapter_name not in engine.client.model_names()
+    after = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a),
+                       json={**body, "messages": [{"role": "user", "content": "Hello, there"}]})
+    assert after.status_code == 200, after.text  # not the cached answer: a new prompt
+    assert dep_a.adapter_name in engine.client.model_names()  # resolved on first use
+    again = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a), json={
+        **body, "messages": [{"role": "user", "content": "Hello there"}], "seed": 3})
+    assert again.json()["choices"][0]["message"]["content"] == \
+        before.json()["choices"][0]["message"]["content"]  # the same adapter's answer
+
+    deployments.delete_deployment(settings, engine, dep_a.id)
+    assert not published.exists()
+    assert dep_a.adapter_name not in engine.client.model_names()
