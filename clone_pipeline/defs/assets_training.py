@@ -24,6 +24,8 @@ from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunCon
 from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
+from clone_pipeline.training.devices import lease_gpus, visible_devices
+from clone_pipeline.training.hardware import gpu_status
 from clone_pipeline.training.parallel import training_command
 from clone_pipeline.training.pipes_main import METRICS_MESSAGE
 from clone_pipeline.training.plots import loss_curve_png, loss_curve_svg
@@ -136,19 +138,26 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
         if processes > 1:
             context.log.info(f"training on {processes} processes ({settings.train_strategy}, "
                              f"accelerate launch)")
-        child = subprocess.Popen(training_command(processes),
-                                 env={**os.environ, **session.get_bootstrap_env_vars()},
-                                 preexec_fn=_stop_with_parent)
-        try:
-            while child.poll() is None:
-                time.sleep(1.0)
-                history += _record(context, settings, run_id, session, len(history))
-        except dg.DagsterExecutionInterruptedError as exc:
-            interrupted = exc
-            _stop(child)
-        finally:
-            if child.poll() is None:
+        # GPUs of its own when several runs share the machine (unless the environment has
+        # already chosen them, as a Kubernetes GPU pod's does)
+        available = 0 if "CUDA_VISIBLE_DEVICES" in os.environ else len(gpu_status()[0])
+        with lease_gpus(processes if available else 0, available) as gpus:
+            if gpus:
+                context.log.info(f"training on GPU {', '.join(map(str, gpus))}")
+            child = subprocess.Popen(training_command(processes),
+                                     env={**os.environ, **session.get_bootstrap_env_vars(),
+                                          **visible_devices(gpus)},
+                                     preexec_fn=_stop_with_parent)
+            try:
+                while child.poll() is None:
+                    time.sleep(1.0)
+                    history += _record(context, settings, run_id, session, len(history))
+            except dg.DagsterExecutionInterruptedError as exc:
+                interrupted = exc
                 _stop(child)
+            finally:
+                if child.poll() is None:
+                    _stop(child)
     # The session has read every message once it closes: the steps a stopped child reported
     # up to its checkpoint are recorded before the interruption goes on.
     history += _record(context, settings, run_id, session, len(history))
