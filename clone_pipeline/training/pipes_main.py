@@ -36,15 +36,21 @@ from clone_pipeline.training.trainer import Trainer
 METRICS_MESSAGE = "training_metrics"  # the custom message kind carrying one step's figures
 
 
-def main() -> None:
+def stop_on_signals() -> threading.Event:
+    """An event SIGINT or SIGTERM sets: the trainer stops at its next step boundary."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def main() -> None:
+    stop = stop_on_signals()
     if launched_processes() > 1 and int(os.environ.get("RANK", "0")) != 0:
         with PipesDefaultContextLoader().load_context(
                 PipesEnvVarParamsLoader().load_context_params()) as context:
             extras = context["extras"]
-        _trainer(extras, stop, on_metrics=None, log=lambda message: None).run()
+        trainer_for(extras, stop, on_metrics=None, log=lambda message: None).run()
         return
     with open_dagster_pipes() as pipes:
         def on_metrics(metrics: dict) -> None:
@@ -55,7 +61,7 @@ def main() -> None:
                            f"loss={metrics['loss']:.4f}{eval_part} "
                            f"{metrics['tokens_per_second'] or 0:.0f} tok/s")
 
-        trainer = _trainer(pipes.extras, stop, on_metrics, pipes.log.info)
+        trainer = trainer_for(pipes.extras, stop, on_metrics, pipes.log.info)
         result = trainer.run()
         summary = TrainingSummary(
             status=result.status, step=result.step, total_steps=result.total_steps,
@@ -71,7 +77,7 @@ def main() -> None:
                                                                 "type": "json"}})
 
 
-def _trainer(extras: dict, stop: threading.Event, on_metrics, log) -> Trainer:
+def trainer_for(extras: dict, stop: threading.Event, on_metrics, log) -> Trainer:
     """The Trainer of the job in *extras*: its config, files and output folder."""
     train = list(read_jsonl(Path(extras["train_path"])))
     if extras.get("voice_path"):  # voice-conditioned examples, weighted by repetition

@@ -110,7 +110,7 @@ def test_interrupted_two_process_run_resumes_exactly(strategy, data_files, model
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_processes_per_run_share_the_gpus_between_slots(tmp_path):
+def test_processes_per_run_default_to_one_without_gpus_and_follow_the_setting(tmp_path):
     def settings(**env):
         return load_settings({"CLONE_HOME": str(tmp_path), **env})
 
