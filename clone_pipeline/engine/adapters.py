@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from pathlib import Path
 
 from clone_pipeline.files import atomic_path, remove_path
@@ -36,5 +37,12 @@ def publish(lora_dir: Path, name: str, adapter_path: Path | str, base_model: str
 
 
 def withdraw(lora_dir: Path, name: str) -> None:
-    """Stop new replicas from resolving *name* (the gateway already refuses it)."""
-    remove_path(Path(lora_dir) / name)
+    """Stop new replicas from resolving *name* (the gateway already refuses it). One rename
+    takes it out of the resolver's sight, so no replica reads a half-removed folder."""
+    target = Path(lora_dir) / name
+    gone = target.with_name(f".{name}.withdrawn{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        os.replace(target, gone)
+    except FileNotFoundError:
+        return
+    remove_path(gone)

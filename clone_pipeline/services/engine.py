@@ -45,9 +45,12 @@ class EngineHandle:
         self.client.load_adapter(name, adapter_path)
 
     def unload(self, name: str) -> None:
-        self.client.unload_adapter(name)
+        """Withdraw *name* first, then unload it: a request that races the unload then
+        gets a clean 404 (which the gateway answers by looking again), never a resolver
+        reloading the adapter from a folder that is being removed under it."""
         if self.spec.get("lora_dir"):
             adapters.withdraw(Path(self.spec["lora_dir"]), name)
+        self.client.unload_adapter(name)
 
 
 def state_file(settings: Settings) -> Path:

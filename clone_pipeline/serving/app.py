@@ -94,15 +94,16 @@ class Gateway:
     async def current(self, principal: Principal, model: str, send, param: str = "model"):
         """``send(deployment)`` with the deployment as it is now. An update switches the row
         to a new adapter and then unloads the old one, so a request that looked the row up
-        just before gets the engine's 404: it looks again, once."""
+        just before gets the engine's 404 (or, on a replica resolving it from the published
+        folder, a failed load): it looks again, once."""
         for attempt in (1, 2):
             dep = await self.deployment(principal, model, param)
             started = time.perf_counter()
             try:
                 return await send(dep)
-            except AdapterGone:
+            except AdapterGone as exc:
                 if attempt == 2:
-                    self.log(dep, started, "error", None, error="engine_404")
+                    self.log(dep, started, "error", None, error=f"engine_{exc.engine_status}")
                     raise
 
     # ------------------------------------------------------------------ one completion
@@ -169,11 +170,14 @@ class Gateway:
 
     def engine_error(self, status: int, text: str, model: str) -> ApiError:
         if status == 404:  # the adapter was unloaded (updated or deleted) since the lookup
-            return AdapterGone(model)
+            return AdapterGone(not_found(f"deployment {model!r}"), status)
         if status == 400:
             param = "max_tokens" if "max_tokens" in text or "context" in text else "messages"
-            return ApiError(422, f"the engine refused the request: {_engine_message(text)}",
-                            param)
+            refused = ApiError(422, f"the engine refused the request: {_engine_message(text)}",
+                               param)
+            # A replica's resolver that lost the race with a withdraw; a broken adapter
+            # fails the same way again and gets this answer.
+            return AdapterGone(refused, status) if LOAD_FAILED in text else refused
         return ApiError(502, f"the engine failed ({status})", kind="engine_error")
 
     async def stream(self, dep: deploys.Deployment, payload: dict[str, Any],
@@ -243,12 +247,18 @@ class Gateway:
             self.log(dep, started, status, usage, first_token=first, error=error)
 
 
-class AdapterGone(ApiError):
-    """The engine no longer has the adapter the lookup named (a 404 to the client)."""
+# How vLLM says its LoRA resolver found an adapter's folder but could not load it.
+LOAD_FAILED = "was found but could not be loaded"
 
-    def __init__(self, model: str):
-        error = not_found(f"deployment {model!r}")
-        super().__init__(error.status, error.message, kind=error.kind)
+
+class AdapterGone(ApiError):
+    """The engine no longer has (or could not load) the adapter the lookup named: the
+    deployment may have changed since, so `current` looks again once; if it persists, the
+    client gets *error*."""
+
+    def __init__(self, error: ApiError, engine_status: int):
+        super().__init__(error.status, error.message, error.param, kind=error.kind)
+        self.engine_status = engine_status
 
 
 def _sse_error(message: str, kind: str) -> str:

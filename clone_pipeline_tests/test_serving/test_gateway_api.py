@@ -158,7 +158,7 @@ def test_min_tokens_reaches_the_engine_for_fixed_length_answers(two_users):
 
 
 def test_a_replica_that_never_loaded_an_adapter_resolves_it_and_a_delete_withdraws_it(
-        two_users, engine):
+        two_users, engine, monkeypatch):
     """A fleet behind one Service: the deploy reached one replica. Unloading the adapter
     here stands for another replica that never had it: the gateway's next request still
     answers (vLLM's filesystem resolver loads it from the published folder)."""
@@ -182,6 +182,31 @@ def test_a_replica_that_never_loaded_an_adapter_resolves_it_and_a_delete_withdra
     assert again.json()["choices"][0]["message"]["content"] == \
         before.json()["choices"][0]["message"]["content"]  # the same adapter's answer
 
+    # The folder goes before the engine lets go: a request racing the delete gets a 404
+    # (and a fresh look), never a resolver reloading from a folder being removed.
+    seen = []
+    unload = engine.client.unload_adapter
+    monkeypatch.setattr(engine.client, "unload_adapter",
+                        lambda name: (seen.append(published.exists()), unload(name)))
     deployments.delete_deployment(settings, engine, dep_a.id)
+    assert seen == [False]
     assert not published.exists()
     assert dep_a.adapter_name not in engine.client.model_names()
+
+
+def test_a_published_adapter_a_replica_cannot_load_is_refused_with_the_engines_reason(
+        two_users, engine):
+    """Not a 404 (the deployment exists): the gateway looks once more, then passes on
+    the engine's reason."""
+    settings, url, (dep_a, token_a), _, _admin = two_users
+    published = Path(engine.spec["lora_dir"]) / dep_a.adapter_name
+    engine.client.unload_adapter(dep_a.adapter_name)  # a replica that never loaded it
+    (published / "adapter_model.safetensors").unlink()
+    (published / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+
+    reply = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a), json={
+        "model": dep_a.name, "messages": [{"role": "user", "content": "Hello"}],
+        "max_tokens": 4})
+    assert reply.status_code == 422, reply.text
+    assert "could not be loaded" in reply.json()["error"]["message"]
+    assert dep_a.adapter_name in reply.json()["error"]["message"]
