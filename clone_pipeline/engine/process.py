@@ -121,7 +121,7 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
     dtype = spec.dtype if spec.dtype != "auto" else ("bfloat16" if cuda else "float32")
     cmd = [str(python), "-m", "vllm.entrypoints.openai.api_server",
            "--model", spec.base_model, "--served-model-name", "base",
-           "--host", "127.0.0.1", "--port", str(port), "--api-key", key,
+           "--host", "127.0.0.1", "--port", str(port),
            "--enable-lora", "--max-loras", str(spec.max_loras),
            "--max-lora-rank", str(spec.max_lora_rank),
            "--max-model-len", str(spec.max_model_len), "--dtype", dtype,
@@ -129,7 +129,9 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
            "--enable-prefix-caching" if spec.prefix_caching else "--no-enable-prefix-caching"]
     if spec.quantization != "none":
         cmd += ["--quantization", "bitsandbytes"]
-    env = {**os.environ, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+    # The key goes by environment: on the command line any local user could read it (ps),
+    # and a key starting with "-" would be parsed as an option.
+    env = {**os.environ, "VLLM_API_KEY": key, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
     if not spec.segment_lora_ops:
         env["CLONE_SEGMENT_LORA"] = "0"

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 
 from clone_pipeline.db.models import ApiToken, utcnow
 from clone_pipeline.db.session import session_scope
+from clone_pipeline.engine.process import EngineSpec, engine_command
 from clone_pipeline.services import deployments, tokens
 from clone_pipeline.serving.app import STATIC
 from clone_pipeline.serving.limits import Limits
@@ -134,6 +136,22 @@ def test_the_engine_port_refuses_requests_without_its_key(engine):
         assert httpx.post(f"{base}/v1/load_lora_adapter", headers=headers, json={
             "lora_name": "x", "lora_path": "/tmp"}).status_code == 401
     assert httpx.get(f"{base}/v1/models", headers=engine.client.headers).status_code == 200
+
+
+def test_the_engine_key_stays_off_its_command_line_where_any_local_user_could_read_it(
+        engine, tmp_path):
+    """The running engine's processes (ps shows their arguments to everyone) and the command
+    for a key that starts with "-" (an option, to vLLM's parser)."""
+    import psutil
+
+    key = engine.client.headers["Authorization"].removeprefix("Bearer ")
+    port = engine.client.base_url.rsplit(":", 1)[1]
+    lines = [" ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])]
+    assert any("vllm" in line and f"--port {port}" in line for line in lines)
+    assert not any(key in line for line in lines)
+    cmd, env = engine_command(EngineSpec("/models/base"), Path("python"), 8001, "-dash-key",
+                              cuda=False)
+    assert "-dash-key" not in cmd and env["VLLM_API_KEY"] == "-dash-key"
 
 
 def test_a_token_over_its_rate_gets_429_with_retry_after(victim, gateway_factory):
