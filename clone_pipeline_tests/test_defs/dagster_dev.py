@@ -1,7 +1,6 @@
 """A real `dagster dev` (webserver + daemon) on loopback for end-to-end tests."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -10,16 +9,11 @@ from pathlib import Path
 
 import requests
 
+from clone_pipeline.net import free_port
 from clone_pipeline.orchestration.serve import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 1.0):
