@@ -63,19 +63,26 @@ def queue_load(instance: dg.DagsterInstance, name: str) -> dict[str, int]:
             "running": len(runs_in(instance, name, IN_PROGRESS))}
 
 
-def gpu_slots(settings: Settings) -> int:
-    """Concurrent GPU runs: CLONE_GPU_SLOTS, else one per GPU NVML finds, at least one (on a
-    CPU machine the slot keeps two trainings from sharing its cores)."""
-    return settings.gpu_slots or max(1, len(gpu_status()[0]))
+def gpu_count() -> int:
+    """The GPUs NVML finds (0 without NVML or a GPU)."""
+    return len(gpu_status()[0])
 
 
-def processes_per_run(settings: Settings) -> int:
+def gpu_slots(settings: Settings, gpus: int | None = None) -> int:
+    """Concurrent GPU runs: CLONE_GPU_SLOTS, else one per GPU (*gpus*, or what NVML finds),
+    at least one (on a CPU machine the slot keeps two trainings from sharing its cores)."""
+    return settings.gpu_slots or max(1, gpu_count() if gpus is None else gpus)
+
+
+def processes_per_run(settings: Settings, gpus: int | None = None) -> int:
     """Data-parallel processes (GPUs) a training run uses: CLONE_TRAIN_PROCESSES, else the
-    GPUs NVML finds shared out between the GPU slots, at least one. So by default eight GPUs
-    train eight runs at once, and with CLONE_GPU_SLOTS=1 each run on all eight."""
+    GPUs (*gpus*, or what NVML finds) shared out between the GPU slots, at least one. So by
+    default eight GPUs train eight runs at once, and with CLONE_GPU_SLOTS=1 each run on all
+    eight."""
     if settings.train_processes:
         return settings.train_processes
-    return max(1, len(gpu_status()[0]) // gpu_slots(settings))
+    gpus = gpu_count() if gpus is None else gpus
+    return max(1, gpus // gpu_slots(settings, gpus))
 
 
 def apply_gpu_slots(settings: Settings, instance: dg.DagsterInstance) -> int:

@@ -12,7 +12,7 @@ import warnings
 
 import dagster as dg
 
-from clone_pipeline.control.queues import processes_per_run
+from clone_pipeline.control.queues import gpu_count, processes_per_run
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
 from clone_pipeline.defs.assets_voice import voice_alignment
@@ -25,7 +25,6 @@ from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
 from clone_pipeline.training.devices import lease_gpus, visible_devices
-from clone_pipeline.training.hardware import gpu_status
 from clone_pipeline.training.parallel import training_command
 from clone_pipeline.training.pipes_main import METRICS_MESSAGE
 from clone_pipeline.training.plots import loss_curve_png, loss_curve_svg
@@ -134,13 +133,14 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
     with dg.open_pipes_session(context=context, extras=extras,
                                context_injector=dg.PipesTempFileContextInjector(),
                                message_reader=dg.PipesTempFileMessageReader()) as session:
-        processes = processes_per_run(settings)
+        gpus_here = gpu_count()  # one NVML read for the split and the lease
+        processes = processes_per_run(settings, gpus_here)
         if processes > 1:
             context.log.info(f"training on {processes} processes ({settings.train_strategy}, "
                              f"accelerate launch)")
         # GPUs of its own when several runs share the machine (unless the environment has
         # already chosen them, as a Kubernetes GPU pod's does)
-        available = 0 if "CUDA_VISIBLE_DEVICES" in os.environ else len(gpu_status()[0])
+        available = 0 if "CUDA_VISIBLE_DEVICES" in os.environ else gpus_here
         with lease_gpus(processes if available else 0, available) as gpus:
             if gpus:
                 context.log.info(f"training on GPU {', '.join(map(str, gpus))}")

@@ -333,7 +333,8 @@ def _integrated(settings: Settings, outcome: jobs.RunOutcome) -> dict[str, Any]:
 def _gpu_metrics(settings: Settings) -> dict[str, Any]:
     gpus, nvml = gpu_status()
     return {"nvml": nvml, "gpus": [g.__dict__ for g in gpus],
-            "gpuSlots": queue_control.gpu_slots(settings), "hardwareProfile": hardware_class()}
+            "gpuSlots": queue_control.gpu_slots(settings, len(gpus)),
+            "hardwareProfile": hardware_class()}
 
 
 def _system_status(settings: Settings, instance: dg.DagsterInstance,

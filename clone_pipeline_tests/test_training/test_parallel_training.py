@@ -110,13 +110,18 @@ def test_interrupted_two_process_run_resumes_exactly(strategy, data_files, model
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_processes_per_run_default_to_one_without_gpus_and_follow_the_setting(tmp_path):
+def test_processes_per_run_share_the_gpus_between_slots_and_follow_the_setting(tmp_path):
     def settings(**env):
         return load_settings({"CLONE_HOME": str(tmp_path), **env})
 
     # no GPU here: one process unless asked for more
     assert processes_per_run(settings()) == 1
     assert processes_per_run(settings(CLONE_TRAIN_PROCESSES="4")) == 4
+    # eight GPUs: a run each by default, all eight for one run with one slot, and so on
+    assert processes_per_run(settings(), gpus=8) == 1
+    assert processes_per_run(settings(CLONE_GPU_SLOTS="1"), gpus=8) == 8
+    assert processes_per_run(settings(CLONE_GPU_SLOTS="2"), gpus=8) == 4
+    assert processes_per_run(settings(CLONE_GPU_SLOTS="3"), gpus=8) == 2
     assert training_command(1)[1:] == ["-m", "clone_pipeline.training.pipes_main"]
     launch = training_command(4)
     assert launch[1:4] == ["-m", "accelerate.commands.launch", "--multi_gpu"]
