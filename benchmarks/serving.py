@@ -450,12 +450,13 @@ def tuning(spec, deps, adapters: list[Path], work: Path, rounds: int, baseline: 
     cores = os.cpu_count() or 1
     variants = {f"threads={max(1, cores // 2)}": {"threads": max(1, cores // 2)},
                 "max_num_seqs=8": {"max_num_seqs": 8}, "max_loras=4": {"max_loras": 4},
-                "vLLM's own CPU LoRA ops (segment_lora_ops off)": {"segment_lora_ops": False}}
+                "segment_lora_ops=off (vLLM's own CPU LoRA ops)": {"segment_lora_ops": False}}
     out = {f"baseline (threads={cores}, max_num_seqs={spec.max_num_seqs}, "
            f"max_loras={spec.max_loras})": baseline}
     for label, change in variants.items():
         say(f"tuning: {label}")
-        engine = start_engine(replace(spec, **change), work / f"engine-{label}.log")
+        engine = start_engine(replace(spec, **change),
+                              work / f"engine-{label.split(' ')[0]}.log")
         try:
             for dep, adapter in zip(deps[:CLIENTS], adapters, strict=False):
                 engine.client().load_adapter(dep.adapter_name, adapter)

@@ -133,8 +133,7 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
     # and a key starting with "-" would be parsed as an option.
     env = {**os.environ, "VLLM_API_KEY": key, "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
            "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "HF_HUB_OFFLINE": "1"}
-    if not spec.segment_lora_ops:
-        env["CLONE_SEGMENT_LORA"] = "0"
+    env["CLONE_SEGMENT_LORA"] = "1" if spec.segment_lora_ops else "0"  # the spec decides
     if spec.lora_dir:  # an adapter it has not loaded is resolved from there on first use
         Path(spec.lora_dir).mkdir(parents=True, exist_ok=True)
         env["VLLM_LORA_RESOLVER_CACHE_DIR"] = spec.lora_dir

@@ -171,13 +171,16 @@ class Gateway:
     def engine_error(self, status: int, text: str, model: str) -> ApiError:
         if status == 404:  # the adapter was unloaded (updated or deleted) since the lookup
             return AdapterGone(not_found(f"deployment {model!r}"), status)
+        if status == 400 and LOAD_FAILED in text:
+            # A replica's resolver that lost the race with a withdraw: look again. An adapter
+            # that fails the same way again is the server's fault, not the request's.
+            return AdapterGone(ApiError(502, "the engine could not load this deployment's "
+                                             f"adapter: {_engine_message(text)}", "model",
+                                        kind="engine_error"), status)
         if status == 400:
             param = "max_tokens" if "max_tokens" in text or "context" in text else "messages"
-            refused = ApiError(422, f"the engine refused the request: {_engine_message(text)}",
-                               param)
-            # A replica's resolver that lost the race with a withdraw; a broken adapter
-            # fails the same way again and gets this answer.
-            return AdapterGone(refused, status) if LOAD_FAILED in text else refused
+            return ApiError(422, f"the engine refused the request: {_engine_message(text)}",
+                            param)
         return ApiError(502, f"the engine failed ({status})", kind="engine_error")
 
     async def stream(self, dep: deploys.Deployment, payload: dict[str, Any],

@@ -194,19 +194,25 @@ def test_a_replica_that_never_loaded_an_adapter_resolves_it_and_a_delete_withdra
     assert dep_a.adapter_name not in engine.client.model_names()
 
 
-def test_a_published_adapter_a_replica_cannot_load_is_refused_with_the_engines_reason(
+def test_a_published_adapter_a_replica_cannot_load_is_looked_up_again_then_reported(
         two_users, engine):
-    """Not a 404 (the deployment exists): the gateway looks once more, then passes on
-    the engine's reason."""
+    """Not a 404 (the deployment exists) nor the caller's fault: the gateway asks twice (a
+    resolver may have lost a race with a withdraw), then answers 502 with the engine's
+    reason."""
     settings, url, (dep_a, token_a), _, _admin = two_users
     published = Path(engine.spec["lora_dir"]) / dep_a.adapter_name
     engine.client.unload_adapter(dep_a.adapter_name)  # a replica that never loaded it
     (published / "adapter_model.safetensors").unlink()
     (published / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
+    log = Path(engine.spec["lora_dir"]).parent / "engine.log"
+    failed_loads = f"Failed to load LoRA '{dep_a.adapter_name}'"
+    before = log.read_text().count(failed_loads)
 
     reply = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a), json={
         "model": dep_a.name, "messages": [{"role": "user", "content": "Hello"}],
         "max_tokens": 4})
-    assert reply.status_code == 422, reply.text
-    assert "could not be loaded" in reply.json()["error"]["message"]
-    assert dep_a.adapter_name in reply.json()["error"]["message"]
+    assert reply.status_code == 502, reply.text
+    error = reply.json()["error"]
+    assert error["type"] == "engine_error" and error["param"] == "model"
+    assert "could not be loaded" in error["message"]
+    assert log.read_text().count(failed_loads) - before == 2  # the first try and the look again
