@@ -1,7 +1,9 @@
-"""Run by the engine's Python (it has vLLM): the plugin's segment-wise LoRA ops against
-vLLM's own CPU ops on random batches. Prints one JSON line of the largest differences."""
+"""Run by the engine's Python (it has vLLM): the plugin's LoRA ops against vLLM's own CPU ops
+on random batches, after adapters change slots, and on layers no adapter trains. Prints one
+JSON line of the largest differences."""
 
 import json
+from types import SimpleNamespace
 
 import torch
 from clone_engine_plugin import lora_ops
@@ -75,7 +77,60 @@ def main() -> None:
         vllm_ops.sgmv_expand(low, b, theirs, *meta, True)
         worst[f"bare base untouched, {name}"] = (out[base] - 7.0).abs().max().item()
         worst[f"its neighbour's expand, {name}"] = (out - theirs)[~base].abs().max().item()
-    print(json.dumps({"installed": lora_ops.install(), "worst": worst}))
+    installed = lora_ops.install()
+    worst.update(whole_layers())
+    print(json.dumps({"installed": installed, "worst": worst,
+                      "empty layer skipped": empty_layer_skipped()}))
+
+
+def whole_layers() -> dict[str, float]:
+    """add_lora_linear on a three-slice layer (q, k, v) through vLLM's real CPU punica
+    wrapper: installed (every-slot matmuls for decode steps, skipping empty slices) against
+    vLLM's own method over the segment ops, in decode steps with and without the bare base,
+    a prefill, after new weights are written into a slot, and with one slice empty."""
+    from vllm.lora.layers.utils import LoRAMapping
+    from vllm.lora.punica_wrapper.punica_cpu import PunicaWrapperCPU
+
+    wrapper = PunicaWrapperCPU(max_num_batched_tokens=256, max_batches=32, device="cpu")
+    mine, theirs = PunicaWrapperCPU.add_lora_linear, PunicaWrapperCPU.add_lora_linear.__wrapped__
+    slices = (HIDDEN, 16, 16)
+    a = tuple(torch.randn(SLOTS, 1, RANK, HIDDEN) for _ in slices)
+    b = tuple(torch.randn(SLOTS, 1, size, RANK) for size in slices)
+    cases = {"decode": [0, 3, 5, 1, 2, 4, 0, 3], "decode with the bare base": [2, -1, 4, -1],
+             "one sequence": [5], "a short prefill": [1] * 9 + [4] * 7 + [-1] * 5,
+             "a prefill (segments)": [1] * 40 + [4] * 30 + [-1] * 10}
+    worst = {}
+
+    def compare(name, tokens, a, b, scale=0.5):
+        wrapper.update_metadata(LoRAMapping([s + 1 for s in tokens], [1], is_prefill=True),
+                                list(range(1, SLOTS + 1)), SLOTS, 100)
+        x, y = torch.randn(len(tokens), HIDDEN), torch.randn(len(tokens), sum(slices))
+        got, want = y.clone(), y.clone()
+        mine(wrapper, got, x, a, b, scale, slices)
+        theirs(wrapper, want, x, a, b, scale, slices)
+        worst[f"layer: {name}"] = (got - want).abs().max().item()
+
+    for name, tokens in cases.items():
+        compare(name, tokens, a, b)
+    lora_ops._activate_adapter(lambda manager: [w[3].normal_() for w in b])(None)
+    compare("decode after a slot is rewritten", cases["decode"], a, b)
+    empty = torch.zeros_like(b[1])
+    lora_ops._activate_adapter(lambda manager: True)(None)
+    compare("decode, one slice empty", cases["decode"], a, (b[0], empty, b[2]))
+    return worst
+
+
+def empty_layer_skipped() -> bool:
+    """add_lora_linear runs for a layer with weights in any slot, not for one with none."""
+    ran = []
+    add = lora_ops._add_lora_linear(lambda *args, **kwargs: ran.append(args[-1]))
+    a = torch.randn(SLOTS, 1, RANK, HIDDEN)
+    empty, held = torch.zeros(SLOTS, 1, HIDDEN, RANK), torch.zeros(SLOTS, 1, HIDDEN, RANK)
+    held[2, 0, 5, 1] = 1.0
+    prefill = SimpleNamespace(is_prefill=True, prefill_metadata=(None, None, None, 1, 200, 200))
+    for name, b in {"empty": (empty, empty), "held": (empty, held)}.items():
+        add(prefill, None, None, (a, a), b, 1.0, (HIDDEN, HIDDEN), name)
+    return ran == ["held"]
 
 
 if __name__ == "__main__":

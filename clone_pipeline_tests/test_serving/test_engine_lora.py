@@ -28,10 +28,11 @@ def test_segment_lora_ops_match_vllms_own_on_every_batch_shape():
     assert report["worst"] and max(report["worst"].values()) < 1e-4, report["worst"]
 
 
-def test_the_engine_applies_an_adapter_as_peft_does_through_the_segment_ops(
+def test_the_engine_applies_an_adapter_as_peft_does_in_prefill_and_decode(
         engine, local_tiny, canary_adapters):
-    """A 60-token prompt (a prefill, so the segment ops run): the engine's log-probabilities
-    of the next token match PEFT's for the same adapter, and differ from the base's."""
+    """A 60-token prompt (a prefill: the segment ops) and four generated tokens (decode
+    steps: the every-slot matmuls): at each, the engine's top log-probabilities match PEFT's
+    for the same adapter (PEFT fed the engine's tokens), and differ from the base's."""
     import torch
     from peft import PeftModel
 
@@ -41,31 +42,40 @@ def test_the_engine_applies_an_adapter_as_peft_does_through_the_segment_ops(
     name = "peft-check"
     engine.client.load_adapter(name, canary_adapters[3])
     try:
-        engine_top = _engine_top(engine, name, ids)
-        base_top = _engine_top(engine, "base", ids)
+        chosen, engine_tops = _engine_steps(engine, name, ids)
+        _, base_tops = _engine_steps(engine, "base", ids)
     finally:
         engine.client.unload_adapter(name)
     peft_model = PeftModel.from_pretrained(model, canary_adapters[3])
     try:
         with torch.no_grad():
-            logits = peft_model(torch.tensor([ids])).logits[0, -1].float()
+            logits = peft_model(torch.tensor([ids + chosen])).logits[0].float()
     finally:
         peft_model.unload()
-    peft_logprobs = torch.log_softmax(logits, -1)
-    for token_id, logprob in engine_top.items():
-        assert math.isclose(logprob, peft_logprobs[token_id].item(), abs_tol=2e-3), (
-            token_id, logprob, peft_logprobs[token_id].item())
-    assert engine_top != base_top  # the adapter really changed the answer's odds
+    assert len(engine_tops) == 4
+    for step, top in enumerate(engine_tops):
+        peft_logprobs = torch.log_softmax(logits[len(ids) - 1 + step], -1)
+        for token_id, logprob in top.items():
+            assert math.isclose(logprob, peft_logprobs[token_id].item(), abs_tol=2e-3), (
+                step, token_id, logprob, peft_logprobs[token_id].item())
+    assert engine_tops[0] != base_tops[0]  # the adapter really changed the answer's odds
 
     log = (Path(engine.spec["lora_dir"]).parent / "engine.log").read_text()
     # written by the process that runs the model, on the plugin's first call there
     assert "first segment-wise LoRA call in this process" in log
 
 
-def _engine_top(engine, model: str, ids: list[int]) -> dict[int, float]:
-    """The engine's top-5 next tokens (id: log-probability) after the prompt *ids*."""
+def _engine_steps(engine, model: str, ids: list[int], steps: int = 4
+                  ) -> tuple[list[int], list[dict[int, float]]]:
+    """The tokens the engine generates greedily after the prompt *ids*, and at each step its
+    top-5 (id: log-probability)."""
     reply = engine.client._call("POST", "/v1/completions", json={
-        "model": model, "prompt": ids, "max_tokens": 1, "temperature": 0, "logprobs": 5,
-        "return_tokens_as_token_ids": True}).json()
-    top = reply["choices"][0]["logprobs"]["top_logprobs"][0]
-    return {int(token.removeprefix("token_id:")): value for token, value in top.items()}
+        "model": model, "prompt": ids, "max_tokens": steps, "min_tokens": steps,
+        "temperature": 0, "logprobs": 5, "return_tokens_as_token_ids": True}).json()
+    logprobs = reply["choices"][0]["logprobs"]
+
+    def token_id(token: str) -> int:
+        return int(token.removeprefix("token_id:"))
+    return ([token_id(t) for t in logprobs["tokens"]],
+            [{token_id(t): value for t, value in top.items()}
+             for top in logprobs["top_logprobs"]])

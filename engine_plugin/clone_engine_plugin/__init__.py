@@ -1,10 +1,11 @@
 """clone_pipeline's plugin for the vLLM engine (installed into ``.venv-engine`` only).
 
-vLLM's CPU LoRA path (``PunicaWrapperCPU``) applies adapters token by token: for a prefill it
-gathers a copy of the adapter's weight matrix for every prompt token, which made a 16-user
-batch of prompts with a system prompt 5-6x slower than the same engine without LoRA. vLLM
-already groups a batch's tokens into runs that share one adapter; ``lora_ops`` multiplies
-each run by its adapter once. ``CLONE_SEGMENT_LORA=0`` switches it off (vLLM's own ops).
+vLLM's CPU LoRA path (``PunicaWrapperCPU``) applies adapters token by token, gathering a copy
+of the adapter's weight matrix for every token of every layer, which made a 16-user batch of
+prompts 5-6x slower than the same engine without LoRA. ``lora_ops`` multiplies each prefill
+run of tokens that share an adapter by it once, does a decode step's 16 different adapters
+in two matmuls per layer, and skips layers no adapter trains. ``CLONE_SEGMENT_LORA=0``
+switches it off (vLLM's own ops).
 """
 
 from __future__ import annotations
