@@ -97,6 +97,7 @@ def whole_layers() -> dict[str, float]:
     a = tuple(torch.randn(SLOTS, 1, RANK, HIDDEN) for _ in slices)
     b = tuple(torch.randn(SLOTS, 1, size, RANK) for size in slices)
     cases = {"decode": [0, 3, 5, 1, 2, 4, 0, 3], "decode with the bare base": [2, -1, 4, -1],
+             "only the bare base": [-1] * 5,
              "one sequence": [5], "a short prefill": [1] * 9 + [4] * 7 + [-1] * 5,
              "a prefill (segments)": [1] * 40 + [4] * 30 + [-1] * 10}
     worst = {}
@@ -127,7 +128,8 @@ def empty_layer_skipped() -> bool:
     a = torch.randn(SLOTS, 1, RANK, HIDDEN)
     empty, held = torch.zeros(SLOTS, 1, HIDDEN, RANK), torch.zeros(SLOTS, 1, HIDDEN, RANK)
     held[2, 0, 5, 1] = 1.0
-    prefill = SimpleNamespace(is_prefill=True, prefill_metadata=(None, None, None, 1, 200, 200))
+    prefill = SimpleNamespace(is_prefill=True, no_lora=False,
+                              prefill_metadata=(None, None, None, 1, 200, 200))
     for name, b in {"empty": (empty, empty), "held": (empty, held)}.items():
         add(prefill, None, None, (a, a), b, 1.0, (HIDDEN, HIDDEN), name)
     return ran == ["held"]

@@ -221,7 +221,7 @@ def _add_lora_linear(original):
     def add_lora_linear(self, y, x, lora_a_stacked, lora_b_stacked, scale, output_slices,
                         *args, **kwargs):
         plan = _layer_plan(lora_a_stacked, lora_b_stacked, output_slices)
-        if plan is None:
+        if plan is None or (self.is_prefill and self.no_lora):  # (vLLM: all bare base)
             return y
         *_, batches, _, token_nums = self.prefill_metadata
         if (self.is_prefill and kwargs.get("buffer") is None
