@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from clone_pipeline.db.models import InferenceLog, ModelDeployment, ModelVersion, User, utcnow
@@ -55,17 +56,27 @@ def resolve(session: Session, model: str, user_id: uuid.UUID | None
             ) -> list[tuple[ModelDeployment, ModelVersion, str]]:
     """Live deployments whose id or name is *model*, with version and owner's external id;
     only *user_id*'s unless None (an admin)."""
+    try:
+        key: Any = uuid.UUID(model)
+    except ValueError:
+        key = model
+    params = {"key": key} | ({} if user_id is None else {"user_id": user_id})
+    return list(session.execute(_resolve_query(isinstance(key, uuid.UUID), user_id is not None),
+                                params))
+
+
+@lru_cache(maxsize=4)
+def _resolve_query(by_id: bool, one_user: bool):
+    """Built once per shape: the gateway resolves a deployment on every request."""
     query = (select(ModelDeployment, ModelVersion, User.external_id)
              .join(ModelVersion, ModelVersion.id == ModelDeployment.model_version_id)
              .join(User, User.id == ModelDeployment.user_id)
-             .where(ModelDeployment.deleted_at.is_(None)))
-    try:
-        query = query.where(ModelDeployment.id == uuid.UUID(model))
-    except ValueError:
-        query = query.where(ModelDeployment.name == model)
-    if user_id is not None:
-        query = query.where(ModelDeployment.user_id == user_id)
-    return list(session.execute(query))
+             .where(ModelDeployment.deleted_at.is_(None),
+                    (ModelDeployment.id if by_id else ModelDeployment.name)
+                    == bindparam("key")))
+    if one_user:
+        query = query.where(ModelDeployment.user_id == bindparam("user_id"))
+    return query
 
 
 def mark(session: Session, deployment_id: uuid.UUID, status: DeploymentStatus,

@@ -53,10 +53,17 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+@lru_cache(maxsize=8)
+def _session_factory(url: str) -> sessionmaker:
+    """One per URL: building a sessionmaker sets up its event dispatch, which cost more than
+    the gateway's token and deployment lookups themselves."""
+    return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
     """One transaction: committed when the block ends, rolled back on any exception."""
-    session = sessionmaker(get_engine(url), expire_on_commit=False)()
+    session = _session_factory(url)()
     try:
         yield session
         session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from clone_pipeline.db.models import ApiToken, User, utcnow
@@ -20,12 +20,16 @@ def add(session: Session, user_id: uuid.UUID | None, name: str, token_hash: str,
     return row
 
 
+# Built once: the gateway checks a token on every request, and building the statement cost
+# more than running it.
+_VALID = (select(ApiToken, User.external_id).outerjoin(User, User.id == ApiToken.user_id)
+          .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None),
+                 or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now"))))
+
+
 def valid(session: Session, token_hash: str) -> tuple[ApiToken, str | None] | None:
     """The unrevoked, unexpired token with this digest and its user's external id."""
-    found = session.execute(
-        select(ApiToken, User.external_id).outerjoin(User, User.id == ApiToken.user_id)
-        .where(ApiToken.token_hash == token_hash, ApiToken.revoked_at.is_(None),
-               or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > utcnow()))).first()
+    found = session.execute(_VALID, {"token_hash": token_hash, "now": utcnow()}).first()
     return None if found is None else (found[0], found[1])
 
 

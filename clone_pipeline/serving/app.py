@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clone_pipeline.services import deployments as deploys
 from clone_pipeline.services.engine import EngineHandle
 from clone_pipeline.services.tokens import Principal, authenticate
-from clone_pipeline.serving.auth import Who
+from clone_pipeline.serving.auth import Authorization, Who
 from clone_pipeline.serving.cache import cache_key, is_deterministic, make_cache
 from clone_pipeline.serving.errors import (
     ApiError,
@@ -33,7 +33,7 @@ from clone_pipeline.serving.errors import (
     unauthorized,
     validation_handler,
 )
-from clone_pipeline.serving.limits import Limits, RateLimiter
+from clone_pipeline.serving.limits import BodyLimit, Limits, RateLimiter
 from clone_pipeline.serving.logs import LogWriter
 from clone_pipeline.serving.operate import add_operate_routes
 from clone_pipeline.serving.schemas import ChatRequest, DeployAction
@@ -62,10 +62,11 @@ class Gateway:
 
     # -------------------------------------------------------------- who and which model
 
-    async def principal(self, request: Request) -> Principal:
-        header = request.headers.get("authorization", "")
+    def authorize(self, header: str) -> Principal:
+        """The caller of a request with this Authorization header (blocking: a worker
+        thread's); 401 without a valid token, 429 over the rate limit."""
         scheme, _, token = header.partition(" ")
-        found = (await run_in_threadpool(authenticate, self.settings, token.strip())
+        found = (authenticate(self.settings, token.strip())
                  if scheme.lower() == "bearer" else None)
         if found is None:
             raise unauthorized()
@@ -76,11 +77,15 @@ class Gateway:
                            kind="rate_limit_error", headers={"Retry-After": f"{wait:.0f}"})
         return found
 
-    async def deployment(self, principal: Principal, model: str,
-                         param: str = "model") -> deploys.Deployment:
+    async def principal(self, request: Request) -> Principal:
+        return await run_in_threadpool(self.authorize,
+                                       request.headers.get("authorization", ""))
+
+    def find(self, principal: Principal, model: str, param: str = "model"
+             ) -> deploys.Deployment:
+        """*model*, an active deployment the principal may use (blocking)."""
         try:
-            found = await run_in_threadpool(deploys.get_deployment, self.settings, model,
-                                            principal)
+            found = deploys.get_deployment(self.settings, model, principal)
         except deploys.DeploymentNotFound:
             raise not_found(f"deployment {model!r}") from None
         except deploys.DeploymentError as exc:
@@ -91,13 +96,22 @@ class Gateway:
                            param, kind="conflict_error")
         return found
 
-    async def current(self, principal: Principal, model: str, send, param: str = "model"):
-        """``send(deployment)`` with the deployment as it is now. An update switches the row
-        to a new adapter and then unloads the old one, so a request that looked the row up
-        just before gets the engine's 404 (or, on a replica resolving it from the published
-        folder, a failed load): it looks again, once."""
+    def authorize_and_find(self, header: str, model: str
+                           ) -> tuple[Principal, deploys.Deployment]:
+        """Both lookups of a chat request in one worker-thread hop (the cached answer's
+        path is mostly these)."""
+        principal = self.authorize(header)
+        return principal, self.find(principal, model)
+
+    async def current(self, principal: Principal, model: str, send, param: str = "model",
+                      found: deploys.Deployment | None = None):
+        """``send(deployment)`` with the deployment as it is now (*found*, if just looked
+        up). An update switches the row to a new adapter and then unloads the old one, so a
+        request that looked the row up just before gets the engine's 404 (or, on a replica
+        resolving it from the published folder, a failed load): it looks again, once."""
         for attempt in (1, 2):
-            dep = await self.deployment(principal, model, param)
+            dep = (found if attempt == 1 and found is not None else
+                   await run_in_threadpool(self.find, principal, model, param))
             started = time.perf_counter()
             try:
                 return await send(dep)
@@ -299,15 +313,7 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
     operations = add_operate_routes(app, settings)
 
-    @app.middleware("http")
-    async def body_limit(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > limits.max_body_bytes:
-            return JSONResponse({"error": {"message": f"the request body is over "
-                                           f"{limits.max_body_bytes} bytes",
-                                           "type": "invalid_request_error", "param": None,
-                                           "code": None}}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
 
     def gateway(request: Request) -> Gateway:
         return request.app.state.gateway
@@ -336,8 +342,9 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
 
     @app.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(body: ChatRequest, request: Request,
-                               who: Who):
+                               authorization: Authorization):
         gw = gateway(request)
+        who, found = await run_in_threadpool(gw.authorize_and_find, authorization, body.model)
 
         async def send(dep: deploys.Deployment):
             payload = gw.engine_payload(dep, [m.model_dump() for m in body.messages],
@@ -345,9 +352,9 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
             if body.stream:
                 include = bool(body.stream_options and body.stream_options.include_usage)
                 return await gw.stream(dep, payload, body.model, include)
-            return await gw.complete(dep, payload, body.model)
+            return JSONResponse(await gw.complete(dep, payload, body.model))
 
-        return await gw.current(who, body.model, send)
+        return await gw.current(who, body.model, send, found=found)
 
     @app.post("/api/training/deploy", tags=["seed"])
     async def deploy(body: DeployAction, request: Request,

@@ -15,3 +15,12 @@ async def _principal(request: Request) -> Principal:
 
 
 Who = Annotated[Principal, Depends(_principal)]
+
+
+async def _authorization(request: Request) -> str:
+    return request.headers.get("authorization", "")
+
+
+# The raw Authorization header, for a route that checks it itself (Gateway.authorize) in
+# the same worker-thread hop as its other lookups.
+Authorization = Annotated[str, Depends(_authorization)]

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import threading
 import time
 from dataclasses import dataclass
+
+from clone_pipeline.serving.errors import error_body
 
 
 @dataclass(frozen=True)
@@ -49,3 +52,25 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return max(1.0, math.ceil((1 - tokens) / self.refill))
+
+
+class BodyLimit:
+    """ASGI middleware: a 413 for a body whose Content-Length is over *max_bytes*, before
+    it is read. (Plain ASGI: Starlette's ``@app.middleware`` costs every request, cached
+    answers included, a task and a queue.)"""
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length", b"")
+            if length.isdigit() and int(length) > self.max_bytes:
+                body = json.dumps(error_body(f"the request body is over {self.max_bytes} "
+                                             "bytes", "invalid_request_error")).encode()
+                await send({"type": "http.response.start", "status": 413, "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)

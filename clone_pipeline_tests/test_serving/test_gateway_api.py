@@ -144,6 +144,10 @@ def test_bad_requests_get_422_naming_the_field(two_users):
     broken = httpx.post(f"{url}/v1/chat/completions", headers={
         **_auth(token_a), "Content-Type": "application/json"}, content=b"{not json")
     assert broken.status_code == 422 and "JSON" in broken.json()["error"]["message"]
+    huge = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a),
+                      json={"model": dep_a.name, "messages": [
+                          {"role": "user", "content": "x" * 1_100_000}]})
+    assert huge.status_code == 413 and "over 1048576 bytes" in huge.json()["error"]["message"]
 
 
 def test_min_tokens_reaches_the_engine_for_fixed_length_answers(two_users):
