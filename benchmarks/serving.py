@@ -3,7 +3,8 @@
 One run, two base models: local-tiny (the project's 1M-parameter model) and a Llama-shaped
 model of about 90M parameters with random weights and local-tiny's tokenizer (throughput
 does not depend on weight values; it is the size of a small real model). Each user has a
-rank-16 random LoRA adapter on q, k, v and o. A temporary data root (SQLite) holds 20 users,
+rank-16 random LoRA adapter on q, k, v and o (--lora-targets all-linear: every linear layer,
+the trainer's default). A temporary data root (SQLite) holds 20 users,
 their model versions, deployments made by the deployment service (its generation check is
 skipped, ``check=False``: a random model's reply never reaches the end token) and one API
 token each. The engine is started by clone_pipeline.engine.process.start_engine (OMP threads
@@ -102,14 +103,20 @@ def build_models(models_dir: Path, names: list[str]) -> dict[str, Path]:
     return {n: paths[n] for n in names}
 
 
-def build_adapters(model_path: Path, folder: Path, count: int) -> list[Path]:
-    """*count* rank-16 LoRA adapters (q, k, v, o) with random weights, as the tests make."""
+TARGETS_DEFAULT = "q_proj,k_proj,v_proj,o_proj"
+
+
+def build_adapters(model_path: Path, folder: Path, count: int,
+                   targets: str = TARGETS_DEFAULT) -> list[Path]:
+    """*count* rank-16 LoRA adapters with random weights on *targets* (q, k, v, o as the
+    tests make; "all-linear" as the trainer's default)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_path), LoraConfig(
-        r=RANK, lora_alpha=2 * RANK, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+        r=RANK, lora_alpha=2 * RANK,
+        target_modules="all-linear" if targets == "all-linear" else targets.split(","),
         init_lora_weights=False))
     paths = []
     for seed in range(count):
@@ -368,18 +375,18 @@ def use_all(target: Target, users: list[int]) -> None:
 
 
 def measure_model(name: str, path: Path, work: Path, models_dir: Path, quick: bool,
-                  tune: bool) -> dict:
+                  tune: bool, targets: str = TARGETS_DEFAULT) -> dict:
     from clone_pipeline.engine.process import EngineSpec, start_engine
     from clone_pipeline.services.deployments import deploy_model
     from clone_pipeline.services.engine import handle_of
     from clone_pipeline.services.tokens import create_token
 
     say(f"{name}: adapters and data root")
-    adapters = build_adapters(path, work / "adapters", USERS)
+    adapters = build_adapters(path, work / "adapters", USERS, targets)
     settings = make_root(work / "home", models_dir, "local-tiny" if name == "local-tiny"
                          else str(path), adapters)
     rounds = 1 if quick else 3
-    report: dict = {"model": name, "parameters": parameters(path)}
+    report: dict = {"model": name, "parameters": parameters(path), "lora_targets": targets}
     spec = EngineSpec(str(path), max_loras=16, max_num_seqs=64)
     start = time.perf_counter()
     engine = start_engine(spec, work / "engine.log")
@@ -569,6 +576,9 @@ def main() -> None:
                         help="comma-separated: local-tiny, random-90m")
     parser.add_argument("--tune-model", default="random-90m",
                         help="the model the engine settings are tuned on (none: skip)")
+    parser.add_argument("--lora-targets", default=TARGETS_DEFAULT,
+                        help="the adapters' modules: comma-separated, or all-linear (the "
+                             "trainer's default)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--child-peft", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -584,7 +594,8 @@ def main() -> None:
     for name, path in paths.items():
         with tempfile.TemporaryDirectory(prefix=f"serving-{name}-") as tmp:
             results.append(measure_model(name, path, Path(tmp), models_dir, args.quick,
-                                         tune=not args.quick and name == args.tune_model))
+                                         tune=not args.quick and name == args.tune_model,
+                                         targets=args.lora_targets))
     report = {"benchmark": "serving", "cpus": os.cpu_count(),
               "load_average_at_start_and_end": [load_at_start, os.getloadavg()[0]],
               "clients": CLIENTS,
