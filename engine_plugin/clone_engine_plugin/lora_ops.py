@@ -153,22 +153,24 @@ def _own_slot_mask(wrapper, slots_n: int, rank: int, copies: int, dtype: torch.d
 
 
 class _Matmul:
-    """x @ weight for a fixed weight: vLLM's oneDNN GEMM (weights packed once) where the
-    build has it, else torch."""
+    """x @ weight for a fixed weight: vLLM's oneDNN GEMM where the build has it (it keeps
+    its own packed copy, so the weight is not kept), else torch."""
 
     def __init__(self, weight: torch.Tensor):  # weight: in x out
-        self.weight = weight.contiguous()
-        self.handler = None
+        self.dtype, self.handler, self.weight = weight.dtype, None, None
         try:
             from vllm import _custom_ops as ops
 
             if ops._supports_onednn and weight.dtype in (torch.float32, torch.bfloat16):
-                self.handler, self._mm = ops.create_onednn_mm(self.weight), ops.onednn_mm
+                self.handler = ops.create_onednn_mm(weight, 32)  # as vLLM packs its own
+                self._mm = ops.onednn_mm
         except (ImportError, AttributeError, RuntimeError):
             self.handler = None
+        if self.handler is None:
+            self.weight = weight.contiguous()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.weight.dtype).contiguous()
+        x = x.to(self.dtype).contiguous()
         if self.handler is not None:
             return self._mm(self.handler, x, None)
         return x @ self.weight
@@ -180,10 +182,12 @@ def _layer_plan(lora_a_stacked, lora_b_stacked, output_slices):
     laid out slot-major)); None when no slot holds B weights for any slice. A slice with none
     is left out."""
     key = tuple(id(b) for b in lora_b_stacked)
-    found = _plans.get(key)
+    found = _plans.pop(key, None)  # freed before the new one is built: no second copy
     if found is not None and found[0] == _generation and all(
             mine is theirs for mine, theirs in zip(found[1], lora_b_stacked, strict=True)):
+        _plans[key] = found
         return found[2]
+    del found
     a_parts, expands, offset = [], [], 0
     for a, b, size in zip(lora_a_stacked, lora_b_stacked, output_slices, strict=True):
         a, b = _squeeze(a), _squeeze(b)
@@ -204,7 +208,7 @@ def _layer_plan(lora_a_stacked, lora_b_stacked, output_slices):
 def lora_linear_decode(wrapper, plan, y, x, scale):
     """y[:, slice] += ((x @ A_all.T) * own-slot mask * scale) @ B_all, for every slice."""
     slots_n, rank, shrink, expands = plan
-    mask = _own_slot_mask(wrapper, slots_n, rank, len(expands), shrink.weight.dtype)
+    mask = _own_slot_mask(wrapper, slots_n, rank, len(expands), shrink.dtype)
     n, cols = mask.shape[0], slots_n * rank
     every = shrink(x[:n])
     every.mul_(mask)
