@@ -19,6 +19,8 @@ indexing, and so apply whatever adapter sits there.)
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 
 import torch
@@ -37,6 +39,7 @@ _first_call = True
 # this are recomputed.
 _generation = 0
 _plans: dict[tuple[int, ...], tuple] = {}
+_rebuilt = False  # since the last step
 
 
 def _decode_step(batches: int, token_nums: int) -> bool:
@@ -202,6 +205,8 @@ def _layer_plan(lora_a_stacked, lora_b_stacked, output_slices):
         a0 = _squeeze(lora_a_stacked[0])
         plan = (a0.shape[0], a0.shape[1], _Matmul(torch.cat(a_parts).t()), expands)
     _plans[key] = (_generation, tuple(lora_b_stacked), plan)
+    global _rebuilt
+    _rebuilt = True
     return plan
 
 
@@ -240,9 +245,20 @@ def _add_lora_linear(original):
     return add_lora_linear
 
 
+def _release_freed_memory() -> None:
+    """Hand the old matmuls' freed memory back to the system (glibc keeps freed blocks of
+    this size in its heap, so the engine would grow each time adapters change slots)."""
+    global _rebuilt
+    _rebuilt = False
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _update_metadata(original):
     def update_metadata(self, *args, **kwargs):
         self.__dict__.pop("_clone_masks", None)
+        if _rebuilt:  # the last step rebuilt matmuls: once per step at most
+            _release_freed_memory()
         return original(self, *args, **kwargs)
     update_metadata.__wrapped__ = original
     return update_metadata
