@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from clone_pipeline.services.tokens import Principal
+from clone_pipeline.serving.errors import unauthorized
 
 
 async def _principal(request: Request) -> Principal:
@@ -18,9 +19,13 @@ Who = Annotated[Principal, Depends(_principal)]
 
 
 async def _authorization(request: Request) -> str:
-    return request.headers.get("authorization", "")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():  # refused before the body is read
+        raise unauthorized()
+    return header
 
 
-# The raw Authorization header, for a route that checks it itself (Gateway.authorize) in
-# the same worker-thread hop as its other lookups.
+# The Authorization header (a bearer token, not yet checked), for a route that checks it
+# itself (Gateway.authorize) in the same worker-thread hop as its other lookups.
 Authorization = Annotated[str, Depends(_authorization)]

@@ -148,6 +148,8 @@ def test_bad_requests_get_422_naming_the_field(two_users):
                       json={"model": dep_a.name, "messages": [
                           {"role": "user", "content": "x" * 1_100_000}]})
     assert huge.status_code == 413 and "over 1048576 bytes" in huge.json()["error"]["message"]
+    anonymous = httpx.post(f"{url}/v1/chat/completions", json=cases["messages"])
+    assert anonymous.status_code == 401  # no token: refused before the body is judged
 
 
 def test_min_tokens_reaches_the_engine_for_fixed_length_answers(two_users):
