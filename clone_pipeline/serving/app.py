@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from clone_pipeline.services import deployments as deploys
 from clone_pipeline.services.engine import EngineHandle
 from clone_pipeline.services.tokens import Principal, authenticate
-from clone_pipeline.serving.auth import Authorization, Who
+from clone_pipeline.serving.auth import Authorization, Who, bearer_token
 from clone_pipeline.serving.cache import cache_key, is_deterministic, make_cache
 from clone_pipeline.serving.errors import (
     ApiError,
@@ -62,12 +62,10 @@ class Gateway:
 
     # -------------------------------------------------------------- who and which model
 
-    def authorize(self, header: str) -> Principal:
-        """The caller of a request with this Authorization header (blocking: a worker
-        thread's); 401 without a valid token, 429 over the rate limit."""
-        scheme, _, token = header.partition(" ")
-        found = (authenticate(self.settings, token.strip())
-                 if scheme.lower() == "bearer" else None)
+    def authorize(self, token: str | None) -> Principal:
+        """The caller with this bearer token (blocking: a worker thread's); 401 without a
+        valid token, 429 over the rate limit."""
+        found = authenticate(self.settings, token) if token else None
         if found is None:
             raise unauthorized()
         wait = self.limiter.take(found.token_id)
@@ -78,8 +76,8 @@ class Gateway:
         return found
 
     async def principal(self, request: Request) -> Principal:
-        return await run_in_threadpool(self.authorize,
-                                       request.headers.get("authorization", ""))
+        return await run_in_threadpool(
+            self.authorize, bearer_token(request.headers.get("authorization", "")))
 
     def find(self, principal: Principal, model: str, param: str = "model"
              ) -> deploys.Deployment:
@@ -96,11 +94,11 @@ class Gateway:
                            param, kind="conflict_error")
         return found
 
-    def authorize_and_find(self, header: str, model: str
+    def authorize_and_find(self, token: str, model: str
                            ) -> tuple[Principal, deploys.Deployment]:
         """Both lookups of a chat request in one worker-thread hop (the cached answer's
         path is mostly these)."""
-        principal = self.authorize(header)
+        principal = self.authorize(token)
         return principal, self.find(principal, model)
 
     async def current(self, principal: Principal, model: str, send, param: str = "model",
@@ -342,9 +340,9 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
 
     @app.post("/v1/chat/completions", tags=["openai"])
     async def chat_completions(body: ChatRequest, request: Request,
-                               authorization: Authorization):
+                               token: Authorization):
         gw = gateway(request)
-        who, found = await run_in_threadpool(gw.authorize_and_find, authorization, body.model)
+        who, found = await run_in_threadpool(gw.authorize_and_find, token, body.model)
 
         async def send(dep: deploys.Deployment):
             payload = gw.engine_payload(dep, [m.model_dump() for m in body.messages],

@@ -18,14 +18,19 @@ async def _principal(request: Request) -> Principal:
 Who = Annotated[Principal, Depends(_principal)]
 
 
-async def _authorization(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():  # refused before the body is read
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
+async def _authorization(request: Request) -> str:
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:  # refused before the body is read
         raise unauthorized()
-    return header
+    return token
 
 
-# The Authorization header (a bearer token, not yet checked), for a route that checks it
-# itself (Gateway.authorize) in the same worker-thread hop as its other lookups.
+# The bearer token (not yet checked), for a route that checks it itself
+# (Gateway.authorize) in the same worker-thread hop as its other lookups.
 Authorization = Annotated[str, Depends(_authorization)]

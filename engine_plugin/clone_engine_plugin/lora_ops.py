@@ -185,11 +185,11 @@ def _layer_plan(lora_a_stacked, lora_b_stacked, output_slices):
     laid out slot-major)); None when no slot holds B weights for any slice. A slice with none
     is left out."""
     key = tuple(id(b) for b in lora_b_stacked)
-    found = _plans.pop(key, None)  # freed before the new one is built: no second copy
+    found = _plans.get(key)
     if found is not None and found[0] == _generation and all(
             mine is theirs for mine, theirs in zip(found[1], lora_b_stacked, strict=True)):
-        _plans[key] = found
         return found[2]
+    _plans.pop(key, None)  # freed before the new one is built: no second copy
     del found
     a_parts, expands, offset = [], [], 0
     for a, b, size in zip(lora_a_stacked, lora_b_stacked, output_slices, strict=True):
