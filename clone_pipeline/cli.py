@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from clone_pipeline.settings import Settings, load_settings
+from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 
 # Piped output (make demo, CI logs) gets a readable width instead of rich's 80 columns.
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -405,8 +406,8 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
     ready = [name for name, outcome in outcomes.items() if outcome.success]
     if train and ready:
         config = {**QUIET_RUN, "ops": {"trained_adapter": {"config": PRESETS["cpu_demo"]}}}
-        with console.status("training and evaluating (the first run builds local-tiny, "
-                            "about a minute)") as status:
+        with console.status(f"training and evaluating on {DEFAULT_BASE_MODEL} (the first run "
+                            f"prepares the base model once)") as status:
             for name in ready:
                 status.update(f"complete_workflow for {name}")
                 outcome = run_job_for_user(instance, "complete_workflow", name, config)
@@ -452,8 +453,8 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
         console.print(f"[red]serving failed:[/red] {escape(str(exc))}")
         return
     table = Table(title=f"Served through the gateway (POST /v1/chat/completions): "
-                        f"\"{QUESTION}\"", caption="greedy, 80 tokens at most; local-tiny "
-                  "is a toy base model, so the words are the point, not the sense")
+                        f"\"{QUESTION}\"", caption=f"greedy, 80 tokens at most; base model "
+                  f"{DEFAULT_BASE_MODEL}")
     table.add_column("user", no_wrap=True, min_width=14)
     table.add_column("deployment")
     table.add_column("answer")
@@ -547,8 +548,9 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
 
 
 def _evaluation_table(evaluations: dict[str, dict | None]) -> Table:
-    table = Table(title="Adapters on held-out questions (local-tiny base; measured, not "
-                        "estimated)")
+    bases = sorted({e["base_model"] for e in evaluations.values() if e}) or ["-"]
+    table = Table(title=f"Adapters on held-out questions ({', '.join(bases)} base; measured, "
+                        f"not estimated)")
     for col in ("user", "version", "perplexity base -> adapter", "beats base",
                 "persona similarity (own / control)", "style distance (own / control)",
                 "coherence base -> adapter"):

@@ -12,6 +12,8 @@ import sys
 import click
 from rich.table import Table
 
+from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
+
 
 def _base():
     """cli.py's helpers (settings, readiness, consoles); imported when a command runs,
@@ -46,9 +48,9 @@ def _refusals():
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to serve on.")
-@click.option("--base-model", default="local-tiny", show_default=True,
-              help="The engine's base model (hub id or folder); every deployment must have "
-                   "been trained on it.")
+@click.option("--base-model", default=DEFAULT_BASE_MODEL, show_default=True,
+              help="The engine's base model (smollm2-135m-instruct, local-tiny, a hub id or "
+                   "a folder); every deployment must have been trained on it.")
 @click.option("--max-loras", default=16, show_default=True, type=int,
               help="Adapters the engine can mix in one batch.")
 @click.option("--kv-cache-gb", default=1.0, show_default=True, type=float,

@@ -11,11 +11,16 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-from sqlalchemy import create_engine, text
+# The suite trains on local-tiny (seconds a run) wherever a test names no base model: set
+# before the project is imported (the default is read at import), and inherited by every
+# process a test starts. The tests of the real default base name it themselves.
+os.environ["CLONE_BASE_MODEL"] = "local-tiny"
 
-from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.settings import Settings, load_settings
+import pytest  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from clone_pipeline.demo import PERSONAS_DIR  # noqa: E402
+from clone_pipeline.settings import Settings, load_settings  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("CLONE_TEST_PG_ADMIN_URL",
                               "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -49,6 +54,15 @@ def local_tiny(models_dir):
     path = ensure_base_model(models_dir)
     return (AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval(),
             AutoTokenizer.from_pretrained(path, local_files_only=True), path)
+
+
+@pytest.fixture(scope="session")
+def smollm2(models_dir) -> Path:
+    """The default base, SmolLM2-135M-Instruct, converted once per session from the package
+    set-up installs (about 20 s)."""
+    from clone_pipeline.training.smollm2 import ensure_base_model
+
+    return ensure_base_model(models_dir)
 
 
 def _settings(home: Path, models_dir: Path, database_url: str | None = None) -> Settings:

@@ -14,6 +14,7 @@ from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.data.format_dataset import FormatOptions
 from clone_pipeline.data.formats import FORMATS
 from clone_pipeline.data.quality import ReadinessPolicy
+from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 from clone_pipeline.voice.integration import IntegrationSettings
 
 
@@ -76,9 +77,10 @@ class FormatConfig(dg.Config):
         default=core_default(FormatOptions, "include_system_prompts"))
     max_length: int = Field(default=core_default(FormatOptions, "max_length"), ge=64,
                             description="Maximum tokens per record, in the tokenizer below.")
-    tokenizer: str = Field(default="local-tiny",
+    tokenizer: str = Field(default=DEFAULT_BASE_MODEL,
                            description="Tokenizer that measures max_length: the base model's "
-                                       "hub id or local path, or local-tiny (built offline).")
+                                       "(smollm2-135m-instruct or local-tiny, built offline, "
+                                       "a hub id with local files, or a folder).")
     eval_fraction: float = Field(default=core_default(FormatOptions, "eval_fraction"), ge=0,
                                  lt=1, description="Share of questions held out for "
                                                    "evaluation.")

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from clone_pipeline.defs.config import CollectConfig, FormatConfig, core_default
 from clone_pipeline.services.evaluation import ControlSource
+from clone_pipeline.training.base_models import PRODUCT_DEFAULT
 from clone_pipeline.training.config import PRESETS, TrainConfig
 
 
@@ -19,9 +20,10 @@ def _d(name: str):
 
 
 class TrainingRunConfig(dg.Config):
-    base_model: str = Field(default=_d("base_model"), description="Hugging Face causal LM "
-                            "(hub id with local files, or a folder), or local-tiny (built "
-                            "offline).")
+    base_model: str = Field(default=_d("base_model"), description="smollm2-135m-instruct "
+                            "(SmolLM2-135M-Instruct, the default) or local-tiny, both built "
+                            "offline, or any Hugging Face causal LM (a folder, or a hub id "
+                            "whose files are in the local cache).")
     train_format: str = Field(default=_d("train_format"),
                               description="Which formatted_datasets format to train on.")
     epochs: int = Field(default=_d("epochs"), ge=1)
@@ -90,9 +92,12 @@ class DeploymentConfig(dg.Config):
 
 def preset_run_config(preset: str) -> dict:
     """complete_workflow's run config with every field at its Launchpad default and the
-    training preset *preset* applied (what examples/run_config/<preset>.yaml holds)."""
-    configs = {"collected_training_data": CollectConfig(), "formatted_datasets": FormatConfig(),
-               "trained_adapter": TrainingRunConfig(**PRESETS[preset]),
+    training preset *preset* applied (what examples/run_config/<preset>.yaml holds). The base
+    model is the product's default whatever CLONE_BASE_MODEL says here."""
+    configs = {"collected_training_data": CollectConfig(),
+               "formatted_datasets": FormatConfig(tokenizer=PRODUCT_DEFAULT),
+               "trained_adapter": TrainingRunConfig(**{"base_model": PRODUCT_DEFAULT,
+                                                       **PRESETS[preset]}),
                "model_evaluation": EvaluationConfig(), "deployment": DeploymentConfig()}
     return {"ops": {op: {"config": _as_run_config(c)} for op, c in configs.items()}}
 

@@ -25,6 +25,7 @@ from clone_pipeline.services.engine import handle_of, spec_for, state_file
 from clone_pipeline.services.tokens import create_token
 from clone_pipeline.serving.app import create_app
 from clone_pipeline.settings import Settings
+from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 
 QUESTION = "What did you love most about your childhood?"
 
@@ -39,10 +40,11 @@ class Served:
 
 def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list[str],
                    run_config: dict, say: Callable[[str], None],
-                   question: str = QUESTION) -> list[Served]:
+                   question: str = QUESTION, base_model: str = DEFAULT_BASE_MODEL
+                   ) -> list[Served]:
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
-    say("starting the engine (vLLM over local-tiny, about half a minute)")
-    engine = start_engine(spec_for(settings, "local-tiny"), settings.serving_dir / "engine.log")
+    say(f"starting the engine (vLLM over {base_model}, about half a minute)")
+    engine = start_engine(spec_for(settings, base_model), settings.serving_dir / "engine.log")
     write_state(state_file(settings), engine)
     try:
         restore_deployments(settings, handle_of(engine), fresh_engine=True)  # earlier demos'

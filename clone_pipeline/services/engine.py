@@ -18,7 +18,7 @@ from clone_pipeline.engine import adapters
 from clone_pipeline.engine.client import EngineClient
 from clone_pipeline.engine.process import EngineProcess, EngineSpec, read_state, start_engine
 from clone_pipeline.settings import Settings
-from clone_pipeline.training.trainer import resolve_base_model
+from clone_pipeline.training.base_models import resolve_base_model
 
 
 @dataclass

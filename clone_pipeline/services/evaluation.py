@@ -97,4 +97,5 @@ def latest_evaluation(settings: Settings, external_id: str) -> dict | None:
         version = training.latest_version(session, users.user_id_of(session, external_id))
         if version is None or "evaluation" not in (version.metrics or {}):
             return None
-        return {"version": version.version, **version.metrics["evaluation"]}
+        return {"version": version.version, "base_model": version.base_model,
+                **version.metrics["evaluation"]}

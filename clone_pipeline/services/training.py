@@ -18,6 +18,7 @@ from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.files import user_folder
 from clone_pipeline.settings import Settings
+from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.preflight import (
     MemoryCheck,
@@ -163,7 +164,7 @@ def latest_metrics(settings: Settings, run_id: uuid.UUID) -> dict[str, Any] | No
 
 
 def recommend_settings(settings: Settings, external_id: str,
-                       base_model: str = "local-tiny") -> dict[str, Any]:
+                       base_model: str = DEFAULT_BASE_MODEL) -> dict[str, Any]:
     """The settings this machine's hardware profile recommends for *external_id*'s data: the
     profile's preset (the CPU demo's on a CPU), the micro-batch the memory estimate allows,
     and that estimate against the memory free now (with advice when it does not fit)."""

@@ -40,6 +40,7 @@ from clone_pipeline.serving.operate_schemas import (
     WorkflowRequest,
 )
 from clone_pipeline.settings import Settings
+from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 from clone_pipeline.training.hardware import gpu_status, hardware_class
 
 SSE_POLL_S = 1.0
@@ -206,7 +207,7 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
         user = _user_of(who, body.userId)
         if body.action == "optimize_settings":
             await _call(require_user, settings, user)
-            base = (body.trainingConfig or {}).get("base_model", "local-tiny")
+            base = (body.trainingConfig or {}).get("base_model", DEFAULT_BASE_MODEL)
             found = await _call(training_runs.recommend_settings, settings, user, str(base))
             return {"success": True, "userId": user, **found}
         # start_training

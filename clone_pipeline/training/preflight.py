@@ -11,7 +11,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clone_pipeline.training import local_tiny
-from clone_pipeline.training.base_models import load_tokenizer
+from clone_pipeline.training.base_models import (
+    BaseModelError,
+    load_tokenizer,
+    resolve_base_model,
+)
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.hardware import HardwareReport, free_memory_mb, select_profile
 
@@ -46,13 +50,17 @@ def config_hash(config: TrainConfig) -> str:
 
 def base_model_config(name: str, models_dir: Path):
     """The base model's transformers config, from local files only (local-tiny's from its
-    recipe, so the model need not be built yet). Raises PreflightError if it has none."""
+    recipe, so the model need not be built yet; a packaged model is converted now if it has
+    not been). Raises PreflightError if it has none."""
     if name == local_tiny.NAME:
         return local_tiny.model_config(load_tokenizer(name, models_dir))
     from transformers import AutoConfig
 
     try:
-        return AutoConfig.from_pretrained(name, local_files_only=True)
+        return AutoConfig.from_pretrained(resolve_base_model(name, models_dir),
+                                          local_files_only=True)
+    except BaseModelError as exc:
+        raise PreflightError(str(exc)) from exc
     except (OSError, ValueError) as exc:
         raise PreflightError(f"base model {name!r} has no local files: give a local folder or "
                              f"download it first (nothing is downloaded during a run)") from exc

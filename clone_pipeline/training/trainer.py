@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from clone_pipeline.files import atomic_path
+from clone_pipeline.training.base_models import resolve_base_model
 from clone_pipeline.training.collate import (
     PackedSequence,
     TokenizedExample,
@@ -55,14 +56,6 @@ class TrainResult:
     seconds: float
     micro_batch_size: int
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def resolve_base_model(name: str, models_dir: Path) -> str:
-    from clone_pipeline.training import local_tiny
-
-    if name == local_tiny.NAME:
-        return str(local_tiny.ensure_base_model(models_dir))
-    return name
 
 
 def attention_implementation(config: TrainConfig, hardware: HardwareReport) -> str:
@@ -296,7 +289,7 @@ class Trainer:
                              f"not FSDP: set CLONE_TRAIN_STRATEGY=ddp")
         self.device = (self.parallel.accelerator.device if self.parallel.accelerator
                        else torch.device(self.hardware.profile.device))
-        if self.parallel.is_main:  # one process builds a missing local-tiny, the rest wait
+        if self.parallel.is_main:  # one process builds a missing base folder, the rest wait
             resolve_base_model(config.base_model, models_dir)
         self.parallel.wait()
         torch.manual_seed(config.seed)
@@ -352,11 +345,10 @@ class Trainer:
         if self.config.memory_cap_tokens and tokens > self.config.memory_cap_tokens:
             raise SimulatedOutOfMemory(f"micro-batch of {tokens} tokens over the cap")
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        labels = batch.pop("labels")
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(**batch).logits
-        return answer_loss(logits, labels)
+            # FSDP reshards the head's weights once the forward ends: it keeps full logits
+            return answer_loss(model, batch, answer_only_logits=not self.parallel.sharded)
 
     def _train_step(self, indices: list[int]) -> tuple[float, float, int]:
         """One optimizer step over the sequences at *indices* (this process's share of them

@@ -23,6 +23,7 @@ from clone_pipeline.defs.training_config import (
     preset_run_config,
     preset_yaml,
 )
+from clone_pipeline.training.base_models import PRODUCT_DEFAULT
 from clone_pipeline.training.config import PRESETS, TrainConfig
 from clone_pipeline.voice.integration import IntegrationSettings
 
@@ -86,4 +87,4 @@ def test_shipped_example_run_config_is_what_the_code_generates(name):
     job = defs.resolve_job_def("complete_workflow")
     assert dg.validate_run_config(job, yaml.safe_load(shipped.read_text()))
     assert preset_run_config(name)["ops"]["trained_adapter"]["config"] == \
-        {**TrainingRunConfig().model_dump(), **PRESETS[name]}
+        {**TrainingRunConfig().model_dump(), "base_model": PRODUCT_DEFAULT, **PRESETS[name]}

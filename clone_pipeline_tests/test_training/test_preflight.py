@@ -13,6 +13,7 @@ from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.services.datasets import collect_user_data, format_user_data
 from clone_pipeline.services.ingest import import_export
 from clone_pipeline.services.training import preflight
+from clone_pipeline.training.base_models import PRODUCT_DEFAULT
 from clone_pipeline.training.config import PRESETS, TrainConfig
 from clone_pipeline.training.hardware import select_profile
 from clone_pipeline.training.preflight import PreflightError
@@ -43,13 +44,15 @@ def seven_b_folder(tmp_path):
     return folder
 
 
-def test_demo_preset_passes_against_the_memory_measured_now(ready_user):
-    config = TrainingRunConfig(**PRESETS["cpu_demo"]).train_config()
+def test_demo_preset_on_the_default_base_passes_against_the_memory_measured_now(
+        ready_user, smollm2):
+    config = TrainingRunConfig(**PRESETS["cpu_demo"], base_model=PRODUCT_DEFAULT).train_config()
     inputs = preflight(ready_user, USER, config, min_free_disk_gb=0.1)
     check = inputs.memory
     assert check.source == "available RAM" and check.available_mb > 0
     assert 0 < check.estimate.total_bytes < check.available_mb * 2**20
-    assert check.estimate.context_length == 512 and check.estimate.micro_batch == 4
+    assert check.estimate.parameters == 134_515_008  # SmolLM2-135M, read from its config
+    assert check.estimate.context_length == 512 and check.estimate.micro_batch == 2
 
 
 def test_estimate_counts_the_real_model_exactly(local_tiny, models_dir, ready_user):
