@@ -375,7 +375,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
     data stages, then training and evaluation for the ready ones, with a summary."""
     from clone_pipeline.demo import persona_dirs
     from clone_pipeline.orchestration.launch import run_job_for_user
-    from clone_pipeline.services.evaluation import latest_evaluation
+    from clone_pipeline.services.evaluation import cross_perplexity, latest_evaluation
     from clone_pipeline.services.ingest import import_export
     from clone_pipeline.services.users import overview
     from clone_pipeline.services.voice import latest_voice
@@ -414,6 +414,10 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                 _print_outcome(name, outcome)
         evaluations = {name: latest_evaluation(settings, name) for name in ready}
         console.print(_evaluation_table(evaluations))
+        if len(ready) > 1:
+            with console.status("each adapter on every person's held-out answers"):
+                cross = cross_perplexity(settings, ready)
+            console.print(_cross_table(ready, cross))
         _serve_and_ask(instance, settings, ready)
     if voice:
         with console.status("voice profiles and alignment") as status:
@@ -457,10 +461,12 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
                   f"{DEFAULT_BASE_MODEL}")
     table.add_column("user", no_wrap=True, min_width=14)
     table.add_column("deployment")
-    table.add_column("answer")
+    table.add_column("the clone (base + their adapter)")
+    table.add_column("the base alone, same system prompt")
     for s in served:
         table.add_row(s.user, s.deployment or "-",
-                      escape(s.answer) if s.answer is not None else f"[red]{escape(s.problem)}")
+                      escape(s.answer) if s.answer is not None else f"[red]{escape(s.problem)}",
+                      escape(s.base_answer or "-"))
     console.print(table)
     console.print("Keep them running with the chat page at http://127.0.0.1:8000/ (make serve), "
                   "then make a token: clone-pipeline token create margaret-ellis")
@@ -545,6 +551,19 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
     if "speaker_similarity" in report:
         console.print(f"speaker similarity to the recordings (Resemblyzer cosine): "
                       f"{report['speaker_similarity']} - timbre is eSpeak's, not theirs")
+
+
+def _cross_table(names: list[str], cross: dict[tuple[str, str], float]) -> Table:
+    table = Table(title="Persona A vs B: held-out perplexity of each person's real answers "
+                        "under each adapter", caption="lower is better; each column's lowest "
+                  "should be on the diagonal (the person's own adapter)")
+    table.add_column("adapter")
+    for answers in names:
+        table.add_column(f"{answers}'s answers")
+    for adapter in names:
+        table.add_row(adapter, *(f"{cross[adapter, answers]:.1f}"
+                                 if (adapter, answers) in cross else "-" for answers in names))
+    return table
 
 
 def _evaluation_table(evaluations: dict[str, dict | None]) -> Table:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from clone_pipeline.cli import main
 from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.training.hardware import cpu_has_native_bf16
 
 
 def _every_command(group, prefix=()):
@@ -83,7 +84,8 @@ def test_run_for_unknown_user_fails_clearly_before_any_run(cli_env, tmp_path):
 def test_gpu_on_a_cpu_machine_invents_nothing():
     result = CliRunner().invoke(main, ["gpu"])
     assert result.exit_code == 0
-    assert "profile    cpu (cpu, fp32" in result.output
+    precision = "bf16" if cpu_has_native_bf16() else "fp32"  # what this CPU multiplies in
+    assert f"profile    cpu (cpu, {precision}" in result.output
     assert "GPUs       none found" in result.output and " MB" not in result.output
     refused = CliRunner().invoke(main, ["gpu", "--profile", "h100"])
     assert refused.exit_code == 1 and "needs a CUDA GPU" in refused.output  # one line

@@ -36,6 +36,7 @@ class Served:
     deployment: str | None
     answer: str | None
     problem: str | None = None
+    base_answer: str | None = None  # the base alone, same system prompt and question
 
 
 def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list[str],
@@ -85,7 +86,8 @@ def _ask(settings, engine, names, outcomes, question) -> list[Served]:
                       "messages": [{"role": "user", "content": question}]})
             if response.status_code == 200:
                 text = response.json()["choices"][0]["message"]["content"]
-                served.append(Served(name, active[-1].name, text))
+                served.append(Served(name, active[-1].name, text,
+                                     base_answer=_base_answer(engine, active[-1], question)))
             else:
                 served.append(Served(name, active[-1].name, None,
                                      response.json()["error"]["message"]))
@@ -93,3 +95,17 @@ def _ask(settings, engine, names, outcomes, question) -> list[Served]:
         server.should_exit = True
         thread.join(timeout=30)
     return served
+
+
+def _base_answer(engine, deployment, question: str) -> str:
+    """What the base model alone says to *question* under the person's own system prompt
+    (asked of the engine directly: the gateway serves only adapters), for contrast."""
+    client = engine.client()
+    try:
+        reply = client.chat({
+            "model": "base", "max_tokens": 80, "temperature": 0,
+            "messages": [{"role": "system", "content": deployment.system_prompt},
+                         {"role": "user", "content": question}]})
+    finally:
+        client.close()
+    return reply["choices"][0]["message"]["content"]

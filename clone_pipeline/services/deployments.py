@@ -31,7 +31,7 @@ INFERENCE_TYPES = ("text", "voice_integrated")
 QUANTIZATIONS = ("none", "8bit", "4bit")
 OPTIMIZATION_KEYS = ("quantization", "caching", "batchProcessing", "memoryAllocation")
 SMOKE_PROMPT = "Tell me a little about yourself."
-SMOKE_TOKENS = 96
+SMOKE_TOKENS = 256  # a fluent base answers at a person's length (Margaret: about 110 tokens)
 # Pieces of the chat template that must never show up in a reply.
 ROLE_TOKENS = re.compile(r"<\|[a-z_]+\|>|^(system|user|assistant)\s*\n", re.M)
 

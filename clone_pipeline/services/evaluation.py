@@ -15,6 +15,7 @@ from clone_pipeline.settings import Settings
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.evaluation import (
     EvaluationReport,
+    adapter_perplexity,
     evaluate_adapter,
     heldout_key,
     reference_answers,
@@ -98,4 +99,21 @@ def latest_evaluation(settings: Settings, external_id: str) -> dict | None:
         if version is None or "evaluation" not in (version.metrics or {}):
             return None
         return {"version": version.version, "base_model": version.base_model,
-                **version.metrics["evaluation"]}
+                "adapter_path": version.adapter_path, **version.metrics["evaluation"]}
+
+
+def cross_perplexity(settings: Settings, names: list[str]) -> dict[tuple[str, str], float]:
+    """Held-out perplexity of each person's real answers under each person's latest
+    evaluated adapter, keyed (adapter's person, answers' person): an adapter that learnt its
+    person gives their answers a lower figure than another person's adapter does. Only
+    people whose adapters share one base (perplexity is per token of its tokenizer)."""
+    found = {name: e for name in names if (e := latest_evaluation(settings, name))}
+    bases = {e["base_model"] for e in found.values()}
+    if len(bases) != 1:
+        return {}
+    held_out = {name: list(read_jsonl(settings.home / e["heldout_file"]))
+                for name, e in found.items()}
+    return {(adapter, answers): adapter_perplexity(
+                e["base_model"], e["adapter_path"], settings.models_dir, held_out[answers],
+                found[answers]["format"], found[answers]["context_length"])
+            for adapter, e in found.items() for answers in found}

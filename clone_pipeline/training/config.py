@@ -71,8 +71,9 @@ class TrainConfig:
 # One-click presets, from a laptop to a datacentre GPU: TrainConfig values, plus the
 # pre-flight's free-disk floor for checkpoints (min_free_disk_gb, in GB).
 PRESETS: dict[str, dict] = {
-    # Two quiet CPU cores, SmolLM2-135M: two epochs of a demo persona (about 12k tokens each)
-    # take about 2.5 minutes and lower held-out perplexity by a third (README, Training).
+    # Two CPU cores, SmolLM2-135M: two epochs of a demo persona (12 steps of 8 sequences)
+    # take 1.5 to 3 minutes (bf16 where the CPU has it, fp32 otherwise) and lower held-out
+    # perplexity by a third (README, Training).
     "cpu_demo": {"hardware_profile": "cpu", "epochs": 2, "batch_size": 8,
                  "context_length": 512, "learning_rate": 1e-3, "min_free_disk_gb": 0.5},
     "rtx5090": {"hardware_profile": "rtx5090", "epochs": 3, "batch_size": 16,

@@ -98,7 +98,8 @@ def select_profile(requested: str = "auto") -> HardwareReport:
         import psutil
 
         budget = psutil.virtual_memory().available / 2**20 * 0.5
-        return HardwareReport(Profile("cpu", "cpu", "fp32", False, budget), gpus, nvml)
+        precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        return HardwareReport(Profile("cpu", "cpu", precision, False, budget), gpus, nvml)
     if not has_cuda:
         raise RuntimeError(f"hardware profile {requested!r} needs a CUDA GPU and this machine "
                            f"has none; use 'cpu' or 'auto'")
@@ -112,6 +113,18 @@ def select_profile(requested: str = "auto") -> HardwareReport:
         Profile(name, "cuda", precision, gradient_checkpointing=True,
                 memory_budget_mb=props.total_memory / 2**20 * 0.85, attention=attention),
         gpus, nvml)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): there, bf16 autocast
+    trains SmolLM2 1.7x faster than fp32 with the same held-out perplexity (README,
+    Training); elsewhere bf16 is emulated and slower, so the CPU profile keeps fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line for line in handle if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def free_memory_mb(report: HardwareReport) -> tuple[float | None, str]:

@@ -92,11 +92,14 @@ def serving_root(tmp_path, models_dir, canary_adapters) -> ServingRoot:
 
 
 @pytest.fixture
-def gateway_factory(engine):
-    """Start a real gateway (uvicorn on a free loopback port) for a data root."""
+def gateway_factory(request):
+    """Start a real gateway (uvicorn on a free loopback port) for a data root, in front of
+    the session's engine unless given another."""
     servers = []
 
-    def start(settings: Settings, limits: Limits | None = None) -> str:
+    def start(settings: Settings, limits: Limits | None = None,
+              engine: EngineHandle | None = None) -> str:
+        engine = engine or request.getfixturevalue("engine")
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(create_app(settings, engine, limits),
                                                host="127.0.0.1", port=port,
@@ -115,3 +118,52 @@ def gateway_factory(engine):
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def assert_engine_matches_peft(engine: EngineHandle, model, adapter: Path, ids: list[int],
+                               tolerance: float = 2e-3) -> None:
+    """A prompt of token *ids* (a prefill: the plugin's segment ops) and four generated
+    tokens (decode steps: the every-slot matmuls): at each, the engine's top-5
+    log-probabilities with *adapter* match PEFT's on *model* (PEFT fed the engine's tokens),
+    and differ from the base's."""
+    import math
+
+    import torch
+    from peft import PeftModel
+
+    name = "peft-check"
+    engine.client.load_adapter(name, adapter)
+    try:
+        chosen, engine_tops = _engine_steps(engine, name, ids)
+        _, base_tops = _engine_steps(engine, "base", ids)
+    finally:
+        engine.client.unload_adapter(name)
+    peft_model = PeftModel.from_pretrained(model, adapter)
+    try:
+        with torch.no_grad():
+            logits = peft_model(torch.tensor([ids + chosen])).logits[0].float()
+    finally:
+        peft_model.unload()
+    assert len(engine_tops) == 4
+    for step, top in enumerate(engine_tops):
+        peft_logprobs = torch.log_softmax(logits[len(ids) - 1 + step], -1)
+        for token_id, logprob in top.items():
+            assert math.isclose(logprob, peft_logprobs[token_id].item(), abs_tol=tolerance), (
+                step, token_id, logprob, peft_logprobs[token_id].item())
+    assert engine_tops[0] != base_tops[0]  # the adapter really changed the answer's odds
+
+
+def _engine_steps(engine: EngineHandle, model: str, ids: list[int], steps: int = 4
+                  ) -> tuple[list[int], list[dict[int, float]]]:
+    """The tokens the engine generates greedily after the prompt *ids*, and at each step its
+    top-5 (id: log-probability)."""
+    reply = engine.client._call("POST", "/v1/completions", json={
+        "model": model, "prompt": ids, "max_tokens": steps, "min_tokens": steps,
+        "temperature": 0, "logprobs": 5, "return_tokens_as_token_ids": True}).json()
+    logprobs = reply["choices"][0]["logprobs"]
+
+    def token_id(token: str) -> int:
+        return int(token.removeprefix("token_id:"))
+    return ([token_id(t) for t in logprobs["tokens"]],
+            [{token_id(t): value for t, value in top.items()}
+             for top in logprobs["top_logprobs"]])

@@ -20,7 +20,8 @@ from clone_pipeline.training.trainer import ADAPTER, Trainer
 # 8 sequences a step over 2 processes, micro-batches of 2: each process accumulates twice.
 CONFIG = {"max_steps": 6, "batch_size": 8, "micro_batch_size": 2, "context_length": 512,
           "learning_rate": 3e-3, "eval_steps": 3, "save_steps": 100,
-          "early_stopping_patience": 0, "hardware_profile": "cpu"}
+          "early_stopping_patience": 0, "hardware_profile": "cpu",
+          "precision": "fp32"}  # one process and two compared exactly
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,10 @@ from clone_pipeline.training.trainer import ADAPTER, Trainer
 
 
 def _trainer(records, out, models_dir, **overrides):
+    # fp32: these tests compare the maths of two runs exactly (a CPU with native bf16 would
+    # otherwise train in bf16 autocast, whose rounding depends on the micro-batch)
     config = TrainConfig(**{"epochs": 2, "batch_size": 4, "context_length": 512,
-                            "learning_rate": 3e-3, "save_steps": 100,
+                            "precision": "fp32", "learning_rate": 3e-3, "save_steps": 100,
                             "early_stopping_patience": 0, **overrides})
     return Trainer(config, *records, output_dir=out, models_dir=models_dir,
                    log=lambda m: None)
