@@ -1,8 +1,9 @@
 """Serving: the gateway and the vLLM engine with 16 users' adapters, side by side with PEFT.
 
-One run, two base models: local-tiny (the project's 1M-parameter model) and a Llama-shaped
-model of about 90M parameters with random weights and local-tiny's tokenizer (throughput
-does not depend on weight values; it is the size of a small real model). Each user has a
+One run, any of three base models: local-tiny (the project's 1M-parameter model), a
+Llama-shaped model of about 90M parameters with random weights and local-tiny's tokenizer
+(throughput does not depend on weight values), and the default base, SmolLM2-135M-Instruct
+(--models smollm2-135m-instruct). Each user has a
 rank-16 random LoRA adapter on q, k, v and o (--lora-targets all-linear: every linear layer,
 the trainer's default). A temporary data root (SQLite) holds 20 users,
 their model versions, deployments made by the deployment service (its generation check is
@@ -35,6 +36,8 @@ this machine gives (2 shared CPU cores here: every client, the gateway and the e
 them, and the load average at start and end is reported because the figures move with it).
 
     python benchmarks/serving.py [--quick] [--models local-tiny,random-90m] [--out FILE]
+    python benchmarks/serving.py --models smollm2-135m-instruct --lora-targets all-linear \
+        --tune-model none
 """
 
 from __future__ import annotations
@@ -79,11 +82,15 @@ QUESTIONS = [
 
 
 def build_models(models_dir: Path, names: list[str]) -> dict[str, Path]:
-    """local-tiny (built if needed) and the random 90M model (cached by its config)."""
+    """local-tiny (built if needed), the random 90M model (cached by its config) and the
+    default base, SmolLM2-135M-Instruct (converted once)."""
+    from clone_pipeline.training import smollm2
     from clone_pipeline.training.local_tiny import ensure_base_model
 
     tiny = ensure_base_model(models_dir)
     paths = {"local-tiny": tiny}
+    if smollm2.NAME in names:
+        paths[smollm2.NAME] = smollm2.ensure_base_model(models_dir)
     if "random-90m" in names:
         digest = hashlib.sha256(json.dumps(RANDOM_90M, sort_keys=True).encode()).hexdigest()
         big = models_dir / "bench-random-90m" / digest[:12]
@@ -573,7 +580,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="one round per measurement, fewer latency samples, no tuning")
     parser.add_argument("--models", default="local-tiny,random-90m",
-                        help="comma-separated: local-tiny, random-90m")
+                        help="comma-separated: local-tiny, random-90m, "
+                             "smollm2-135m-instruct (the default base)")
     parser.add_argument("--tune-model", default="random-90m",
                         help="the model the engine settings are tuned on (none: skip)")
     parser.add_argument("--lora-targets", default=TARGETS_DEFAULT,

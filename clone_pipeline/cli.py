@@ -457,8 +457,8 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
         console.print(f"[red]serving failed:[/red] {escape(str(exc))}")
         return
     table = Table(title=f"Served through the gateway (POST /v1/chat/completions): "
-                        f"\"{QUESTION}\"", caption=f"greedy, 80 tokens at most; base model "
-                  f"{DEFAULT_BASE_MODEL}")
+                        f"\"{QUESTION}\"", caption=f"greedy with repetition penalty 1.1, 200 "
+                  f"tokens at most; base model {DEFAULT_BASE_MODEL}")
     table.add_column("user", no_wrap=True, min_width=14)
     table.add_column("deployment")
     table.add_column("the clone (base + their adapter)")

@@ -28,6 +28,9 @@ from clone_pipeline.settings import Settings
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 
 QUESTION = "What did you love most about your childhood?"
+# Greedy, so the demo's answers repeat from run to run, with vLLM's mild repetition penalty
+# (a 135M model's greedy answer can loop) and room for an answer of a person's length.
+ANSWER_SAMPLING = {"max_tokens": 200, "repetition_penalty": 1.1}
 
 
 @dataclass
@@ -82,7 +85,7 @@ def _ask(settings, engine, names, outcomes, question) -> list[Served]:
             response = httpx.post(
                 f"http://127.0.0.1:{port}/v1/chat/completions",
                 headers={"Authorization": f"Bearer {token}"}, timeout=120,
-                json={"model": active[-1].name, "max_tokens": 80, "temperature": 0,
+                json={"model": active[-1].name, "temperature": 0, **ANSWER_SAMPLING,
                       "messages": [{"role": "user", "content": question}]})
             if response.status_code == 200:
                 text = response.json()["choices"][0]["message"]["content"]
@@ -103,7 +106,7 @@ def _base_answer(engine, deployment, question: str) -> str:
     client = engine.client()
     try:
         reply = client.chat({
-            "model": "base", "max_tokens": 80, "temperature": 0,
+            "model": "base", "temperature": 0, **ANSWER_SAMPLING,
             "messages": [{"role": "system", "content": deployment.system_prompt},
                          {"role": "user", "content": question}]})
     finally:

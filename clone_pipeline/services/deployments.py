@@ -32,6 +32,9 @@ QUANTIZATIONS = ("none", "8bit", "4bit")
 OPTIMIZATION_KEYS = ("quantization", "caching", "batchProcessing", "memoryAllocation")
 SMOKE_PROMPT = "Tell me a little about yourself."
 SMOKE_TOKENS = 256  # a fluent base answers at a person's length (Margaret: about 110 tokens)
+# Greedy answers of a 135M model can loop forever; a mild repetition penalty (vLLM's) lets
+# the check judge whether the adapter ends its answers, not whether greedy decoding loops.
+SMOKE_REPETITION_PENALTY = 1.1
 # Pieces of the chat template that must never show up in a reply.
 ROLE_TOKENS = re.compile(r"<\|[a-z_]+\|>|^(system|user|assistant)\s*\n", re.M)
 
@@ -222,6 +225,7 @@ def smoke_check(engine: EngineHandle, adapter: str, prompt: str) -> str:
     end token (finish reason "stop") and carry no role tokens. Returns the reply."""
     answer = engine.client.chat({
         "model": adapter, "max_tokens": SMOKE_TOKENS, "temperature": 0,
+        "repetition_penalty": SMOKE_REPETITION_PENALTY,
         "messages": [{"role": "system", "content": prompt},
                      {"role": "user", "content": SMOKE_PROMPT}]})
     choice = answer["choices"][0]

@@ -37,6 +37,9 @@ class ChatRequest(BaseModel):
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     # vLLM's extension: no end token before this many tokens (fixed-length load tests).
     min_tokens: int | None = Field(default=None, ge=0)
+    # vLLM's extension: >1 discourages repeating tokens already in the prompt or the answer
+    # (a small model's greedy answer can otherwise loop until max_tokens).
+    repetition_penalty: float | None = Field(default=None, gt=0.0, le=2.0)
     stop: str | list[str] | None = None
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1)
     user: str | None = Field(default=None, max_length=128)
@@ -61,7 +64,8 @@ class ChatRequest(BaseModel):
     def engine_fields(self) -> dict[str, Any]:
         """The sampling fields passed on to the engine, unset ones left out."""
         return self.model_dump(include={"temperature", "top_p", "stop", "seed", "min_tokens",
-                                        "presence_penalty", "frequency_penalty"},
+                                        "presence_penalty", "frequency_penalty",
+                                        "repetition_penalty"},
                                exclude_none=True) | (
             {"max_tokens": self.max_tokens or self.max_completion_tokens}
             if (self.max_tokens or self.max_completion_tokens) else {})
