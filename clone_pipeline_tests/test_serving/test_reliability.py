@@ -34,7 +34,9 @@ CLIENTS = 16
 ANSWERS = 1000  # in total over the CLIENTS
 NO_CACHE = {"caching": False}  # every request reaches the engine
 # Sampled at temperature 2 the tiny model does not reach its end token for hundreds of tokens.
-LONG = {"max_tokens": 900, "temperature": 2.0, "seed": 1}
+# min_tokens = max_tokens: a generation cannot end on its own (an end token sampled early),
+# so request_success_total can only rise if an abandoned generation ran all 900 tokens.
+LONG = {"max_tokens": 900, "min_tokens": 900, "temperature": 2.0, "seed": 1}
 
 
 def _auth(token: str) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """Persona A's adapter writes more like A than like B, on the offline base local-tiny.
 
-Two adapters are trained as the demo trains (the cpu_demo preset, with the learning rate and
-epochs local-tiny needs: a small random-initialised base moves further than the pretrained
-default base, whose own A-vs-B figures the demo measures, README "Persona A vs B") on two demo
-personas who answered the same questions: Margaret Ellis (long, flowing sentences) and Walter
+Two adapters are trained as the demo trains (the cpu_demo preset, with the learning rate,
+epochs and batch local-tiny was tuned with: 3e-3, 3 epochs of 4 sequences, in fp32; the
+pretrained default base's own A-vs-B figures come from the demo, README "Persona A vs B") on
+two demo personas who answered the same questions: Margaret Ellis (long, flowing sentences) and Walter
 Okafor (short, clipped ones). Records carry no system prompt, so nothing but the adapter tells
 the model whose answers to write. Every comparison is symmetric: on each person's material,
 that person's adapter is compared with the other person's adapter.
@@ -58,7 +58,8 @@ def trained(local_tiny, models_dir, tmp_path_factory):
     """Per person: held-out records, real held-out answers and their own trained adapter."""
     _, tokenizer, _ = local_tiny
     config = replace(TrainingRunConfig(**PRESETS["cpu_demo"]).train_config(),
-                     base_model="local-tiny", learning_rate=3e-3, epochs=3, save_steps=1000)
+                     base_model="local-tiny", learning_rate=3e-3, epochs=3, batch_size=4,
+                     save_steps=1000, precision="fp32")
     out = tmp_path_factory.mktemp("adapters")
     people = {}
     for name in (A, B):

@@ -52,7 +52,10 @@ def test_demo_preset_on_the_default_base_passes_against_the_memory_measured_now(
     assert check.source == "available RAM" and check.available_mb > 0
     assert 0 < check.estimate.total_bytes < check.available_mb * 2**20
     assert check.estimate.parameters == 134_515_008  # SmolLM2-135M, read from its config
-    assert check.estimate.context_length == 512 and check.estimate.micro_batch == 2
+    assert check.estimate.context_length == 512
+    # a power of two up to the preset's 8: what fits half the free memory at the precision
+    # this CPU trains in (2 in fp32 here, 4 in bf16)
+    assert check.estimate.micro_batch in (1, 2, 4, 8)
 
 
 def test_estimate_counts_the_real_model_exactly(local_tiny, models_dir, ready_user):
