@@ -51,11 +51,12 @@ def records(model: str, models_dir: Path) -> list[dict]:
     return out
 
 
-def matmul_peak_flops() -> float:
-    """Measured fp32 matmul throughput of this machine (FLOP/s), best of 5."""
+def matmul_peak_flops(dtype: str = "fp32") -> float:
+    """Measured matmul throughput of this machine in *dtype* (FLOP/s), best of 5."""
     import torch
 
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    kind = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
+    a, b = torch.randn(2048, 2048, dtype=kind), torch.randn(2048, 2048, dtype=kind)
     a @ b
     best = 0.0
     for _ in range(5):
@@ -65,7 +66,7 @@ def matmul_peak_flops() -> float:
     return best
 
 
-def run_ours(steps: int, model: str, models_dir: Path) -> dict:
+def run_ours(steps: int, model: str, models_dir: Path, precision: str = "auto") -> dict:
     from clone_pipeline.training.config import TrainConfig
     from clone_pipeline.training.trainer import Trainer
 
@@ -74,6 +75,7 @@ def run_ours(steps: int, model: str, models_dir: Path) -> dict:
                          context_length=CONTEXT,
                          learning_rate=LR, lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"],
                          lora_dropout=LORA["lora_dropout"], save_steps=10**6,
+                         precision=precision,
                          early_stopping_patience=0, hardware_profile="cpu")
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(config, data, [], Path(out), models_dir, log=lambda m: None)
@@ -83,8 +85,8 @@ def run_ours(steps: int, model: str, models_dir: Path) -> dict:
         seconds = time.perf_counter() - start
     non_pad = sum(len(trainer.train_seqs[i]) for s in range(steps)
                   for i in trainer._batch_indices(s))
-    return _figures("ours (packed, answer tokens only)", non_pad, result.tokens_trained,
-                    seconds, params, steps)
+    return _figures(f"ours (packed, answer-only logits and loss, {trainer.precision})",
+                    non_pad, result.tokens_trained, seconds, params, steps, trainer.precision)
 
 
 def run_trl(steps: int, model: str, models_dir: Path, best: bool = False) -> dict:
@@ -121,13 +123,15 @@ def run_trl(steps: int, model: str, models_dir: Path, best: bool = False) -> dic
             "checkpointing)" if best else
             f"TRL SFTTrainer defaults (bf16={args.bf16}, gradient checkpointing="
             f"{args.gradient_checkpointing}, packing={args.packing})")
-    return _figures(name, non_pad, non_pad, seconds, params, steps)
+    return _figures(name, non_pad, non_pad, seconds, params, steps,
+                    "bf16" if args.bf16 else "fp32")
 
 
 def _figures(name: str, non_pad: int, trained: int, seconds: float, params: int,
-             steps: int) -> dict:
+             steps: int, precision: str) -> dict:
     rate = non_pad / seconds
-    return {"trainer": name, "steps": steps, "seconds": round(seconds, 2),
+    return {"trainer": name, "precision": precision, "steps": steps,
+            "seconds": round(seconds, 2),
             "non_pad_tokens": non_pad, "non_pad_tokens_per_s": round(rate, 1),
             "loss_tokens": trained, "loss_tokens_per_s": round(trained / seconds, 1),
             "parameters": params, "model_flops_per_s": 6 * params * rate,
@@ -141,31 +145,36 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct",
                         help="base model: smollm2-135m-instruct (default) or local-tiny")
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--child", choices=["ours", "trl", "trl_best"],
+    parser.add_argument("--child", choices=["ours", "ours_fp32", "trl", "trl_best"],
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
     models_dir = Path(os.environ.get("BENCH_MODELS_DIR", "/tmp/clone-bench/models"))
     if args.child:
-        if args.child == "ours":
-            result = run_ours(args.steps, args.model, models_dir)
+        if args.child.startswith("ours"):
+            result = run_ours(args.steps, args.model, models_dir,
+                              "fp32" if args.child == "ours_fp32" else "auto")
         else:
             result = run_trl(args.steps, args.model, models_dir, best=args.child == "trl_best")
         print(json.dumps(result))
         return
     results = [run_child(__file__, "--child", kind, "--steps", str(args.steps),
                          "--model", args.model)
-               for kind in ("ours", "trl", "trl_best")]
-    peak = matmul_peak_flops()
+               for kind in ("ours", "ours_fp32", "trl", "trl_best")]
+    # MFU against the peak of the precision the trainer's matmuls run in
+    peaks = {dtype: matmul_peak_flops(dtype) for dtype in ("fp32", "bf16")}
     for r in results:
-        r["mfu"] = round(r["model_flops_per_s"] / peak, 4)
-    ours, trl, trl_best = results
+        r["mfu"] = round(r["model_flops_per_s"] / peaks[r["precision"]], 4)
+    ours, ours_fp32, trl, trl_best = results
     report = {"benchmark": "train_throughput", "device": "cpu", "cpus": os.cpu_count(),
               "model": args.model, "batch_sequences": BATCH, "context_length": CONTEXT,
-              "matmul_peak_gflops": round(peak / 1e9, 1), "results": results,
+              "matmul_peak_gflops": {k: round(v / 1e9, 1) for k, v in peaks.items()},
+              "results": results,
               "speedup_vs_trl_defaults": round(ours["non_pad_tokens_per_s"]
                                                / trl["non_pad_tokens_per_s"], 2),
               "speedup_vs_trl_best": round(ours["non_pad_tokens_per_s"]
                                            / trl_best["non_pad_tokens_per_s"], 2),
+              "speedup_fp32_vs_trl_best": round(ours_fp32["non_pad_tokens_per_s"]
+                                                / trl_best["non_pad_tokens_per_s"], 2),
               "target": ">= 2x TRL's best effective tokens/s; MFU >= 30%"}
     emit(report, args.out)
 
