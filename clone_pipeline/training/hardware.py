@@ -117,7 +117,7 @@ def select_profile(requested: str = "auto") -> HardwareReport:
 
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX): there, bf16 autocast
-    trains SmolLM2 1.7x faster than fp32 with the same held-out perplexity (README,
+    trains SmolLM2 1.6x faster than fp32 with the same held-out perplexity (README,
     Training); elsewhere bf16 is emulated and slower, so the CPU profile keeps fp32."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:

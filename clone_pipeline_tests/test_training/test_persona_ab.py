@@ -3,10 +3,10 @@
 Two adapters are trained as the demo trains (the cpu_demo preset, with the learning rate,
 epochs and batch local-tiny was tuned with: 3e-3, 3 epochs of 4 sequences, in fp32; the
 pretrained default base's own A-vs-B figures come from the demo, README "Persona A vs B") on
-two demo personas who answered the same questions: Margaret Ellis (long, flowing sentences) and Walter
-Okafor (short, clipped ones). Records carry no system prompt, so nothing but the adapter tells
-the model whose answers to write. Every comparison is symmetric: on each person's material,
-that person's adapter is compared with the other person's adapter.
+two demo personas who answered the same questions: Margaret Ellis (long, flowing sentences)
+and Walter Okafor (short, clipped ones). Records carry no system prompt, so nothing but the
+adapter tells the model whose answers to write. Every comparison is symmetric: on each
+person's material, that person's adapter is compared with the other person's adapter.
 
 - Held-out loss: perplexity of a person's real answers to the held-out questions (answer
   tokens only, evaluation.answer_perplexity) is lower under their own adapter than under the
