@@ -196,9 +196,12 @@ class Gateway:
         return ApiError(502, f"the engine failed ({status})", kind="engine_error")
 
     async def stream(self, dep: deploys.Deployment, payload: dict[str, Any],
-                     requested_model: str, include_usage: bool) -> StreamingResponse:
+                     requested_model: str, include_usage: bool,
+                     client: Request | None = None) -> StreamingResponse:
         """Server-sent events relayed from the engine; exactly one [DONE]. A client that
-        goes away closes the engine stream, and vLLM aborts the generation."""
+        goes away closes the engine stream, and vLLM aborts the generation: found when a
+        write to it fails, or by asking *client* after each chunk (a write to a closed
+        connection does not always fail, and the generation then ran to its end)."""
         started = time.perf_counter()
         request = self.http.build_request(
             "POST", "/v1/chat/completions",
@@ -217,13 +220,13 @@ class Gateway:
                 self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
             raise error
         return StreamingResponse(self._relay(dep, response, started, requested_model,
-                                             include_usage),
+                                             include_usage, client),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
     async def _relay(self, dep, response: httpx.Response, started: float, model: str,
-                     include_usage: bool):
+                     include_usage: bool, client: Request | None = None):
         first, usage, status, error = None, None, "cancelled", None
         deadline = started + self.limits.request_timeout_s
         try:
@@ -244,6 +247,8 @@ class Gateway:
                     if not include_usage:
                         chunk.pop("usage", None)
                 yield f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+                if client is not None and await client.is_disconnected():
+                    return  # logged as cancelled; closing the engine stream aborts it
                 if time.perf_counter() > deadline:
                     status, error = "error", "timeout"
                     yield _sse_error("the request timed out", "timeout_error")
@@ -349,7 +354,7 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
                                         body.engine_fields())
             if body.stream:
                 include = bool(body.stream_options and body.stream_options.include_usage)
-                return await gw.stream(dep, payload, body.model, include)
+                return await gw.stream(dep, payload, body.model, include, request)
             return JSONResponse(await gw.complete(dep, payload, body.model))
 
         return await gw.current(who, body.model, send, found=found)
