@@ -105,6 +105,17 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read a megabyte at a time."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def remove_path(path: Path) -> None:
     """Delete a file or a folder (not through a symlink); gone already is fine."""
     if path.is_dir() and not path.is_symlink():

