@@ -10,6 +10,7 @@ ids instead on GPU).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import torch
 
@@ -183,10 +184,17 @@ def answer_loss(model, batch: dict[str, torch.Tensor], answer_only_logits: bool 
 def _output_head(model):
     """The vocabulary projection of *model* (unwrapped from DDP and PEFT), or None when its
     forward cannot skip computing the logits itself."""
-    import inspect
-
     inner = getattr(model, "module", model)  # DDP
     inner = inner.get_base_model() if hasattr(inner, "get_base_model") else inner  # PEFT
-    if "logits_to_keep" not in inspect.signature(inner.forward).parameters:
+    if not _keeps_selected_logits(type(inner)):
         return None
     return inner.get_output_embeddings()
+
+
+@lru_cache(maxsize=32)
+def _keeps_selected_logits(model_class: type) -> bool:
+    """Whether the class's forward takes ``logits_to_keep`` (asked once per class, not per
+    micro-batch)."""
+    import inspect
+
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
