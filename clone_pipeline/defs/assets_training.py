@@ -1,14 +1,14 @@
 """trained_adapter: fine-tune in a child process through Dagster Pipes (pool "gpu");
 model_evaluation: judge the version that training produced."""
 
-import ctypes
+import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 import warnings
+from pathlib import Path
 
 import dagster as dg
 
@@ -21,21 +21,19 @@ from clone_pipeline.defs.metadata import inline_svg
 from clone_pipeline.defs.partitions import per_user_check, users
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunConfig
+from clone_pipeline.processes import die_with_parent
 from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
 from clone_pipeline.training.devices import lease_gpus, visible_devices
 from clone_pipeline.training.parallel import training_command
-from clone_pipeline.training.pipes_main import METRICS_MESSAGE
+from clone_pipeline.training.pipes_main import METRICS_MESSAGE, RESULT_FILE
 from clone_pipeline.training.plots import loss_curve_png, loss_curve_svg
 from clone_pipeline.training.summary import TrainingSummary
 
 # Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
 warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
 STOP_GRACE_SECONDS = 30  # a terminated run's child must checkpoint and exit within this
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies
-# looked up here, not between fork and exec, where loading a library could deadlock
-_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 
 
 @dg.asset(
@@ -130,6 +128,7 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
     """
     history: list[dict] = []
     interrupted = None
+    started = time.time()
     with dg.open_pipes_session(context=context, extras=extras,
                                context_injector=dg.PipesTempFileContextInjector(),
                                message_reader=dg.PipesTempFileMessageReader()) as session:
@@ -147,7 +146,8 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
             child = subprocess.Popen(training_command(processes),
                                      env={**os.environ, **session.get_bootstrap_env_vars(),
                                           **visible_devices(gpus)},
-                                     preexec_fn=_stop_with_parent)
+                                     # a killed worker's child checkpoints and exits
+                                     preexec_fn=die_with_parent)
             try:
                 while child.poll() is None:
                     time.sleep(1.0)
@@ -166,10 +166,23 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
     if child.returncode != 0:
         raise dg.Failure(f"training process exited with code {child.returncode}; see the "
                          f"run's logs")
-    materialized = [r for r in session.get_results() if isinstance(r, dg.MaterializeResult)]
-    if not materialized:
-        raise dg.Failure("training process ended without reporting a result")
-    return TrainingSummary.from_dict(materialized[-1].metadata["result"].value), history
+    return reported_summary(session.get_results(implicit_materializations=False),
+                            Path(extras["output_dir"]), started), history
+
+
+def reported_summary(results, output_dir: Path, started: float) -> TrainingSummary:
+    """The summary the child reported, else the one it wrote to its output folder during
+    this attempt (a resumed run's message has been seen to go missing after a lost worker);
+    without either, a Failure that says what to do."""
+    for result in reversed(results):
+        if isinstance(result, dg.MaterializeResult) and "result" in (result.metadata or {}):
+            return TrainingSummary.from_dict(result.metadata["result"].value)
+    path = output_dir / RESULT_FILE
+    if path.exists() and path.stat().st_mtime >= started:
+        return TrainingSummary.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    raise dg.Failure(f"the training process exited without reporting its summary (and wrote "
+                     f"no {RESULT_FILE} in {output_dir}); see the run's logs, then "
+                     f"materialise trained_adapter again: it resumes from the last checkpoint")
 
 
 def _record(context, settings, run_id, session, seen: int) -> list[dict]:
@@ -184,14 +197,6 @@ def _record(context, settings, run_id, session, seen: int) -> list[dict]:
             asset_key=context.asset_key, partition=context.partition_key,
             metadata={k: v for k, v in metrics.items() if v is not None}))
     return new
-
-
-def _stop_with_parent() -> None:
-    """In the training child, before it runs: SIGTERM it when this step's process dies (a
-    killed Celery or run worker), so it checkpoints and exits instead of holding the GPU
-    as an orphan (Linux's parent-death signal; elsewhere the grace kill below is all)."""
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(child: subprocess.Popen) -> None:

@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from pathlib import Path
 from clone_pipeline.engine.client import EngineClient, EngineError
 from clone_pipeline.files import atomic_path
 from clone_pipeline.net import free_port
+from clone_pipeline.processes import die_with_parent, end_group
 
 STARTUP_TIMEOUT_S = 600.0
 
@@ -71,17 +71,9 @@ class EngineProcess:
         return self.process.poll() is None
 
     def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM the engine's process group (its workers too); SIGKILL after *grace*."""
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-        except ProcessLookupError:
-            pass
+        """End the engine's whole process group (API server, EngineCore, workers): SIGTERM,
+        then SIGKILL after *grace*; also when the API server itself has already died."""
+        end_group(self.process, grace)
 
 
 def engine_python() -> Path:
@@ -161,7 +153,8 @@ def start_engine(spec: EngineSpec, log_path: Path, port: int | None = None,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=die_with_parent)
     engine = EngineProcess(process, f"http://127.0.0.1:{port}", key, spec, log_path,
                            "cuda" if cuda else "cpu")
     client = engine.client()
