@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import httpx
 from fastapi import FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -201,7 +202,11 @@ class Gateway:
         """Server-sent events relayed from the engine; exactly one [DONE]. A client that
         goes away closes the engine stream, and vLLM aborts the generation: found when a
         write to it fails, or by asking *client* after each chunk (a write to a closed
-        connection does not always fail, and the generation then ran to its end)."""
+        connection does not always fail, and the generation then ran to its end).
+
+        The engine's first line is read before the response starts: vLLM 0.32 loses a
+        request whose connection closes while it is being added to its engine (the abort
+        finds no queue yet), and it then generates to max_tokens for nobody."""
         started = time.perf_counter()
         request = self.http.build_request(
             "POST", "/v1/chat/completions",
@@ -219,18 +224,25 @@ class Gateway:
             if not isinstance(error, AdapterGone):
                 self.log(dep, started, "error", None, error=f"engine_{response.status_code}")
             raise error
-        return StreamingResponse(self._relay(dep, response, started, requested_model,
-                                             include_usage, client),
+        lines = response.aiter_lines()
+        try:
+            first = await anext(lines)
+        except (httpx.HTTPError, StopAsyncIteration):
+            await response.aclose()
+            self.log(dep, started, "error", None, error="engine_stream")
+            raise ApiError(502, "the engine stream broke", kind="engine_error") from None
+        return StreamingResponse(self._relay(dep, response, _prepend(first, lines), started,
+                                             requested_model, include_usage, client),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
-    async def _relay(self, dep, response: httpx.Response, started: float, model: str,
+    async def _relay(self, dep, response: httpx.Response, lines, started: float, model: str,
                      include_usage: bool, client: Request | None = None):
         first, usage, status, error = None, None, "cancelled", None
         deadline = started + self.limits.request_timeout_s
         try:
-            async for line in response.aiter_lines():
+            async for line in lines:
                 if not line.startswith("data: "):
                     continue
                 data = line[6:]
@@ -263,8 +275,18 @@ class Gateway:
             yield _sse_error("the engine stream broke", "engine_error")
             yield "data: [DONE]\n\n"
         finally:
-            await response.aclose()
+            # Shielded: when the client leaves, Starlette cancels this generator, and an
+            # unshielded close is itself cancelled at its first await: the engine's socket
+            # then stays open and vLLM generates to the end for nobody.
+            with anyio.CancelScope(shield=True):
+                await response.aclose()
             self.log(dep, started, status, usage, first_token=first, error=error)
+
+
+async def _prepend(first: str, rest):
+    yield first
+    async for line in rest:
+        yield line
 
 
 # How vLLM says its LoRA resolver found an adapter's folder but could not load it.

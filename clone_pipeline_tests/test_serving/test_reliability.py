@@ -94,22 +94,23 @@ def one_user(serving_root, engine, gateway_factory):
     return settings, gateway_factory(settings), dep, token
 
 
-def _stream_one_chunk_and_leave(url: str, token: str, model: str) -> None:
-    """Open a long stream, read its first content chunk, and close the connection."""
+def _open_a_stream_and_leave(url: str, token: str, model: str) -> None:
+    """Open a long stream and close the connection as soon as the gateway answers 200 (the
+    generation has started: the gateway waits for the engine's first line). Leaving then
+    rather than after the first token keeps the proof independent of how late that token
+    reaches the client on a busy machine; it is also the moment vLLM 0.32 loses a request
+    whose connection closes (see ``Gateway.stream``), which this test caught."""
     with httpx.Client(base_url=url, headers=_auth(token), timeout=60) as http, http.stream(
             "POST", "/v1/chat/completions", json={
                 "model": model, "messages": CANARY_MESSAGES, "stream": True, **LONG}) as reply:
         assert reply.status_code == 200
-        for line in reply.iter_lines():
-            if line.startswith("data: ") and '"content"' in line:
-                return
-    pytest.fail("the stream ended before its first content chunk")
+        assert reply.headers["content-type"].startswith("text/event-stream")
 
 
 def ran_long(engine) -> float:
     """Generations the engine finished after more than 500 tokens, whatever it labels their
-    end (request_success_total is no proof: now and then vLLM counts a cancelled request
-    there as "stop"). With min_tokens = max_tokens = 900 only one never stopped gets here."""
+    end (vLLM records no statistics for a request it aborted). With min_tokens = max_tokens
+    = 900 only one never stopped gets here."""
     return (engine_counter(engine, "vllm:request_generation_tokens_count")
             - engine_counter(engine, "vllm:request_generation_tokens_bucket", 'le="500.0"'))
 
@@ -123,7 +124,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(one_user, eng
     finished = ran_long(engine)
     generated = engine_counter(engine, "vllm:generation_tokens_total")
 
-    _stream_one_chunk_and_leave(url, token, dep.name)
+    _open_a_stream_and_leave(url, token, dep.name)
     wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
                what="the engine stops generating for a client that left")
     assert ran_long(engine) == finished
@@ -132,7 +133,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(one_user, eng
     assert engine_counter(engine, "vllm:generation_tokens_total") - generated < stopped_short
 
     for _ in range(50):
-        _stream_one_chunk_and_leave(url, token, dep.name)
+        _open_a_stream_and_leave(url, token, dep.name)
     wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
                what="no generation outlives its client")
     assert ran_long(engine) == finished
