@@ -15,7 +15,6 @@ train.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
@@ -28,12 +27,14 @@ from dagster_pipes import (
 )
 
 from clone_pipeline.data.store import read_jsonl
+from clone_pipeline.files import write_json
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.parallel import launched_processes
 from clone_pipeline.training.summary import TrainingSummary
 from clone_pipeline.training.trainer import Trainer
 
 METRICS_MESSAGE = "training_metrics"  # the custom message kind carrying one step's figures
+RESULT_FILE = "result.json"  # the summary, in the run's output folder
 
 
 def stop_on_signals() -> threading.Event:
@@ -71,8 +72,8 @@ def main() -> None:
             train_seconds=round(result.seconds, 2), micro_batch_size=result.micro_batch_size,
             precision=trainer.precision,
             hardware={**trainer.hardware.as_dict(), "processes": trainer.parallel.world})
-        (Path(pipes.extras["output_dir"]) / "result.json").write_text(
-            json.dumps(summary.to_dict(), indent=2))
+        # the parent's second source when the Pipes message does not reach it
+        write_json(Path(pipes.extras["output_dir"]) / RESULT_FILE, summary.to_dict())
         pipes.report_asset_materialization(metadata={"result": {"raw_value": summary.to_dict(),
                                                                 "type": "json"}})
 
