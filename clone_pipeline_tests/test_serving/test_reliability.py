@@ -116,29 +116,25 @@ def ran_long(engine) -> float:
 
 
 def test_a_client_that_disconnects_mid_stream_stops_its_generation(one_user, engine):
-    """Once the gauge of running requests is back to 0, a generation that was not stopped
-    would have run all its 900 tokens (min_tokens = max_tokens: it cannot end sooner); none
-    does, and far fewer tokens than that are generated."""
+    """51 clients in turn open a 900-token stream (min_tokens = max_tokens: it cannot end
+    sooner) and leave. Were the aborts lost, all 51 would run their 900 tokens; they stop
+    after a small share of them. The proof does not depend on no generation ever finishing:
+    vLLM's engine process keeps generating while its API server is busy, so on a loaded
+    machine a 3-second local-tiny generation now and then ends before its first chunk is
+    even sent; at most a tenth may."""
     settings, url, dep, token = one_user
     wait_until(lambda: engine.client.running_requests() == 0, what="an idle engine")
     finished = ran_long(engine)
     generated = engine_counter(engine, "vllm:generation_tokens_total")
 
-    _open_a_stream_and_leave(url, token, dep.name)
-    wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
-               what="the engine stops generating for a client that left")
-    assert ran_long(engine) == finished
-    # The abort lands within a few hundred milliseconds, well short of the 900 tokens asked.
-    stopped_short = LONG["max_tokens"] // 2
-    assert engine_counter(engine, "vllm:generation_tokens_total") - generated < stopped_short
-
-    for _ in range(50):
+    for _ in range(51):
         _open_a_stream_and_leave(url, token, dep.name)
-    wait_until(lambda: engine.client.running_requests() == 0, timeout=10,
+    wait_until(lambda: engine.client.running_requests() == 0, timeout=20,
                what="no generation outlives its client")
-    assert ran_long(engine) == finished
+    stopped_late = ran_long(engine) - finished
+    assert stopped_late <= 5
     assert (engine_counter(engine, "vllm:generation_tokens_total") - generated
-            < 51 * stopped_short)
+            < 51 * LONG["max_tokens"] // 4)
     statuses = wait_until(lambda: (found := inference_statuses(settings, dep.id)) and len(
         found) >= 51 and found, what="51 inference_logs rows")
     assert statuses == ["cancelled"] * 51
@@ -148,7 +144,7 @@ def test_a_client_that_disconnects_mid_stream_stops_its_generation(one_user, eng
     # the count does see a generation that runs its 900 tokens
     assert httpx.post(f"{url}/v1/chat/completions", headers=_auth(token), timeout=120, json={
         "model": dep.name, "messages": CANARY_MESSAGES, **LONG}).status_code == 200
-    assert ran_long(engine) == finished + 1
+    assert ran_long(engine) == finished + stopped_late + 1
 
 
 def test_two_hundred_concurrent_requests_are_all_answered(one_user):
