@@ -177,6 +177,16 @@ def import_cmd(paths: tuple[Path, ...], prune: bool) -> None:
         sys.exit(2)
 
 
+@main.command(name="schema")
+def schema_cmd() -> None:
+    """Print the JSON Schema of the user export the importer validates with (the contract
+    itself, with its semantics, is docs/user-export.md; the same schema is
+    docs/user-export.schema.json)."""
+    from clone_pipeline.ingest.schema import schema_json
+
+    click.echo(schema_json(), nl=False)
+
+
 def _print_import(path: Path, summary) -> None:
     state = ("new user" if summary.user_created
              else "updated" if summary.changed else "unchanged")

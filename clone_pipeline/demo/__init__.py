@@ -1,4 +1,4 @@
-"""Bundled demo personas, each a user export (see ../shared/docs/user-export.md)."""
+"""Bundled demo personas, each a user export (see docs/user-export.md)."""
 
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The user-export contract (../shared/docs/user-export.md): reading its JSON safely
+"""The user-export contract (docs/user-export.md): reading its JSON safely
 (`document`), its JSON Schema and limits with pointers (`schema`), and the error that lists
 every problem (`errors`). The import itself is `services.ingest`."""
 

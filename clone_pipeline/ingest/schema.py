@@ -5,6 +5,7 @@ Messages are written for people and never echo field values: an export holds pri
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -88,6 +89,13 @@ EXPORT_SCHEMA: dict[str, Any] = {
 }
 
 _VALIDATOR = Draft202012Validator(EXPORT_SCHEMA)
+
+
+def schema_json() -> str:
+    """EXPORT_SCHEMA as published (`clone-pipeline schema`, docs/user-export.schema.json).
+    Its x-timestamp and x-date keywords are checked by the importer: ISO 8601."""
+    return json.dumps({"title": "clone_pipeline user export, version 1",
+                       **EXPORT_SCHEMA}, indent=2) + "\n"
 
 
 def _describe(error: ValidationError) -> tuple[str, str]:

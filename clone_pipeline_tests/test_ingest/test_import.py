@@ -1,4 +1,4 @@
-"""Importing user exports: the contract in ../shared/docs/user-export.md."""
+"""Importing user exports: the contract in docs/user-export.md."""
 
 import shutil
 import zipfile
