@@ -115,3 +115,34 @@ def test_redaction_finds_personal_data_and_leaves_the_story(labelled, held_out, 
     assert sum(held[1].values()) / sum(held[0].values()) >= MIN_RECALL, held[3]
     assert flagged["all"] / len(pii_free) <= MAX_FALSE_POSITIVE_RATE, [
         s["text"] for s in pii_free if _redactor(()).find(s["text"])]
+
+
+# Generalisation (issue 23): identity documents by their label in the seven languages,
+# IBANs of every registry country (compact and grouped), addresses with the flat or floor
+# before or after the street, birth dates without "born". Four rounds, each written after
+# the previous round's misses were fixed; each round's recall when first measured, before
+# any fix, was (README "Privacy"): v2 GOV_ID 0.833, ADDRESS 0.95, DOB 0.95, the rest 1.0;
+# v3 GOV_ID 0.833, ADDRESS 0.90, DOB 1.0; v4 GOV_ID 0.80, ADDRESS 0.89, DOB 0.90,
+# IBAN 1.0; v5 (the last) GOV_ID 0.933, DOB 0.90, ADDRESS and IBAN 1.0.
+GENERALISATION_ROUNDS = ("pii_held_out_v2.jsonl", "pii_held_out_v3.jsonl",
+                         "pii_held_out_v4.jsonl", "pii_held_out_v5.jsonl")
+MIN_RECALL_EACH_KIND = 0.95
+
+
+def test_redaction_generalises_to_documents_ibans_addresses_and_birth_phrasings():
+    rows = [row for name in GENERALISATION_ROUNDS for row in _jsonl(name)]
+    total, found, right_kind, missed = _measure(rows)
+    print("\n" + "\n".join(
+        f"{kind:<8} {total[kind]:>5} {found[kind] / total[kind]:>7.3f}" for kind in total)
+        + "\nmissed:\n  " + "\n  ".join(missed or ["none"]))
+    assert len({row["country"] for row in rows
+                if any(s["kind"] == "IBAN" for s in row["spans"])}) >= 80
+    for kind in total:
+        assert found[kind] / total[kind] >= MIN_RECALL_EACH_KIND, (kind, missed)
+
+
+def test_no_number_in_200_story_sentences_is_taken_for_personal_data():
+    """Years, ages, prices, room, flight, bus, page and seat numbers, times and weights."""
+    sentences = _jsonl("pii_free_story_numbers.jsonl")
+    assert len(sentences) == 200
+    assert [s["text"] for s in sentences if _redactor(()).find(s["text"])] == []

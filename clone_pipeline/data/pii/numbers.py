@@ -1,5 +1,5 @@
 """Detectors for numbers that identify someone: phone numbers, payment cards, IBANs and
-government ids. Loose patterns find candidates; Google's libphonenumber (``phonenumbers``)
+government ids, and identity documents named by their label. Loose patterns find candidates; Google's libphonenumber (``phonenumbers``)
 and ``python-stdnum`` decide, so years, ages, prices and dates in a story are left alone."""
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ _SEP = re.compile(r"[\s.\-]")
 # Government ids whose shape is distinctive enough to take with a valid check digit alone.
 _SHAPED_IDS = (
     (re.compile(r"(?<![\w-])\d{3}([- ])\d{2}\1\d{4}(?![\w-])"), ssn.is_valid),  # US SSN
-    (re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2} ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b"), None),  # UK NINO
+    (re.compile(r"\b[A-CEGHJ-PR-TW-Z]{2}[ -]?\d{2}[ -]?\d{2}[ -]?\d{2}[ -]?[A-D]\b",
+                re.IGNORECASE), None),  # UK National Insurance number
     (re.compile(r"\b[12] ?\d{2} ?(?:0[1-9]|1[0-2]|[2-9]\d) ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3}"
                 r"(?: ?\d{2})\b"), nir.is_valid),  # French NIR with its key
     (re.compile(r"\b\d{2} ?\d{3} ?\d{3} ?\d{3}\b"), idnr.is_valid),  # German tax id
@@ -60,6 +61,30 @@ _CONTEXT_ID = re.compile(r"(?<![\w-])\d{3}[ .\-]?\d{2,3}[ .\-]?\d{3,4}(?![\w-])"
 _ID_WORDS = re.compile(r"\b(?:SSN|social security|social insurance|SIN|NHS|BSN|"
                        r"burgerservicenummer|TFN|tax file)\b", re.IGNORECASE)
 _CONTEXT_CHECKS = (ssn.is_valid, sin.is_valid, nhs.is_valid, bsn.is_valid, tfn.is_valid)
+
+# Documents named by their label, in the languages the redactor supports (EN, FR, DE, ES,
+# IT, NL, PT): whatever id follows the label is someone's, check digit or not.
+_DOCUMENT_LABELS = (
+    r"passport|passeport|reisepass|pass|pasaporte|passaporto|paspoort|passaporte"
+    r"|driver'?s?\s+licen[cs]e|driving\s+licen[cs]e|licen[cs]e|permis(?:\s+de\s+conduire)?"
+    r"|f(?:ü|ue)hrerschein|permiso(?:\s+de\s+conducir)?|carn[eé](?:\s+de\s+conducir)?"
+    r"|patente(?:\s+di\s+guida)?|rijbewijs|carta\s+de\s+condu[çc][ãa]o"
+    r"|carteira\s+de\s+motorista|(?:national\s+)?id(?:entity)?\s+card|identity\s+document"
+    r"|carte\s+(?:nationale\s+)?d'identit[ée]|personalausweis|ausweis|identiteitskaart"
+    r"|carta\s+d'identit[àa]|documento\s+de\s+identidad|c[ée]dula|national\s+insurance"
+    r"|NI|NINO|social\s+security|insurance|medicare|medical\s+record|health\s+card"
+    r"|tax\s+(?:id|code|number)|steuer-?id|steuernummer|codice\s+fiscale|NIF|NIE|DNI|CPF"
+    r"|RG|PPS|PPSN|SIN|SSN|TFN|BSN|NHS|student\s+id|employee\s+id|carta\s+de\s+identidad")
+_LABEL = re.compile(r"(?i:\b(?:" + _DOCUMENT_LABELS + r")(?:nummer|nr)?)(?![\w])")
+# What follows a label before its id: "no.", "number", ", it's", "(n°", ": ", "est le" ...,
+# at most this far and never past the end of a sentence.
+_LABEL_REACH = 40
+_SENTENCE_END = re.compile(r"(?<!\bn)(?<!\bno)(?<!\bnr)(?<!\bnum)(?<!\bnos)(?<!\bnº)"
+                           r"[.!?;]\s+[A-Z]|\n", re.IGNORECASE)
+# The id: one token of capitals and digits (groups joined by single spaces or dashes) with
+# at least two digits; "passport photo from 1962" and "licence in 1971" stay (see below).
+_ID_TOKEN = re.compile(r"(?<![\w-])(?=(?:[A-Z -]*\d){2})[A-Z0-9]+(?:[ -][A-Z0-9]+){0,4}"
+                       r"(?![\w-])")
 
 
 def _compact(value: str) -> str:
@@ -112,6 +137,25 @@ def ibans(text: str) -> Spans:
             if iban.is_valid("".join(groups[:n])):
                 yield m.start(), m.start() + len(" ".join(groups[:n]))
                 break
+
+
+def labelled_ids(text: str) -> Spans:
+    """Identity documents named as such ("Passport no. 532 118 804", "my old passport,
+    number 504938271", "Führerschein-Nr. B072RRE2I55", "NI number: AB 48 19 66 C"): the
+    first id-shaped token within a few words after the label, in the same sentence. An id
+    of digits alone needs six of them (a year, an age or "2500 metres" is not one); with
+    letters, five characters."""
+    for label in _LABEL.finditer(text):
+        window = text[label.end():label.end() + _LABEL_REACH]
+        stop = _SENTENCE_END.search(window)
+        window = window[:stop.start() + 1] if stop else window
+        m = _ID_TOKEN.search(window)
+        if m is None:
+            continue
+        chars = sum(ch.isalnum() for ch in m.group(0))
+        if chars <= 20 and (chars >= 5 if any(ch.isalpha() for ch in m.group(0))
+                            else chars >= 6):
+            yield label.end() + m.start(), label.end() + m.end()
 
 
 def tax_codes(text: str) -> Spans:

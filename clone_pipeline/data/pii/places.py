@@ -25,23 +25,28 @@ _LOCALITY = r"(?:[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?,\s*)?"
 _STREET_SHAPES = (
     # English: number, street name, suffix; then optionally flat, town and postcode.
     r"\b\d{1,5}[A-Za-z]?,?\s+(?:" + _CAP + r"\s+){1,4}" + _STREET_SUFFIX + r"\b\.?"
-    r"(?:\s+(?:N|S|E|W|NE|NW|SE|SW)\b)?"
+    r"(?:\s+(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\b)?"
     r"(?:,?\s+(?:Apt|Unit|Flat|Suite)\.?\s*#?\w+)?"
     r"(?:,\s*" + _CAP + r"(?:\s+" + _CAP + r"){0,2})?(?:" + _POSTCODE + r")?",
     # French: "12 rue de la Paix", "3 bis, avenue Foch".
-    r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?:rue|avenue|av\.|boulevard|bd|allée|chemin|impasse"
-    r"|place|quai|route|cours|passage|square)\s+(?:(?:de|du|des|la|le|les|l'|d')\s*)*"
+    r"\b\d{1,4}(?:\s?(?:bis|ter))?,?\s+(?i:rue|avenue|av\.|boulevard|bd|allée|chemin|impasse"
+    r"|place|quai|route|cours|passage|square|faubourg|sentier|voie)\s+(?:(?:de|du|des|la|le|les|l'|d')\s*)*"
     + _CAP + r"(?:\s+(?:(?:de|du|des|la|le|l'|d')\s*)*" + _CAP + r")*",
     # German and Dutch: street name ending in its kind, then the number. ("-ring" and
     # "-damm" are left out: "Spring 1963", "During 1963".)
     r"\b[A-ZÄÖÜ][a-zäöüß-]{2,}(?:straße|strasse|str\.|weg|gasse|platz|allee|straat|laan"
     r"|gracht|plein|kade|singel|steeg)\s+\d{1,4}\s?[a-z]?\b",
     # Spanish, Italian, Portuguese: kind of street, its name, the number.
-    r"\b(?:Calle|C/|Avenida|Avda\.|Paseo|Plaza|Carrer|Via|Viale|Piazza|Corso|Largo|Rua"
+    r"\b(?i:Calle|C/|Avenida|Avda\.|Paseo|Plaza|Carrer|Via|Viale|Piazza|Corso|Largo|Rua"
     r"|Travessa)\s+(?:(?:de|del|de la|della|delle|dei|di|do|da|dos|das)\s+)?" + _CAP
     + r"(?:\s+" + _CAP + r"){0,3},?\s+(?:n\.?\s?º?\s*)?\d{1,4}\b",
-    # Flats, apartments, suites and post office boxes, alone or before a street.
-    r"\b(?:Flat|Apartment|Apt\.?|Suite)\s+#?\d{1,4}[A-Z]?\b",
+    # Flats, apartments, suites and post office boxes, alone or before a street, in each
+    # language above ("Appartement 12, 4 rue ...", "Wohnung 3", "piso 2º", "interno 5").
+    r"\b(?i:Flat|Apartment|Apt\.?|Suite|Unit|Appartement|Appt\.?|App\.|Bâtiment|Bât\.?"
+    r"|Escalier|Esc\.|Wohnung|Whg\.|Piso|Puerta|Planta|Interno|Int\.|Scala|Piano|Apartamento"
+    r"|Andar)\s+(?:n[°º]\s*)?#?(?:\d{1,4}(?:[A-Z]|º|ª)?|[A-Z])(?![\w-])",
+    # floors written after their number: "2º andar", "3e étage", "2. Stock"
+    r"\b\d{1,2}(?:º|ª|e|ème|er|\.)?\s+(?i:andar|étage|etage|Stock|OG|piso|planta|piano)\b",
     r"\bP\.?\s?O\.?\s?Box\s+\d{1,6}\b",
     # Japanese block numbers: "1-2-3 Marunouchi".
     r"\b\d{1,2}-\d{1,2}-\d{1,3}\s+" + _CAP,
@@ -67,14 +72,32 @@ _ADDRESSES = tuple(re.compile("|".join(f"(?:{shape})" for shape in shapes))
 
 _MONTHS = (r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?"
            r"|Aug(?:ust)?|Sep(?:t(?:ember)?)?|Oct(?:ober)?|Nov(?:ember)?|Dec(?:ember)?)\.?")
-_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+# The months of the other languages the redactor supports, in full (FR, DE, ES, IT, NL, PT).
+_OTHER_MONTHS = (
+    r"(?i:janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|novembre"
+    r"|décembre|januar|februar|märz|juni|juli|oktober|dezember|enero|febrero|marzo|abril|mayo"
+    r"|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre|gennaio|febbraio"
+    r"|aprile|maggio|giugno|luglio|settembre|ottobre|dicembre|januari|februari|maart|mei"
+    r"|augustus|janeiro|fevereiro|março|maio|junho|julho|setembro|outubro|dezembro)")
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th|er|\.|º)?"
 _DATE = re.compile(
     rf"\b{_DAY}(?:\s+of)?\s+{_MONTHS}(?:,?\s+\d{{4}})?\b"
     rf"|\b{_MONTHS}\s+(?:the\s+)?{_DAY}(?:,?\s+\d{{4}})?\b"
+    rf"|\b{_DAY}\s+(?:de\s+)?{_OTHER_MONTHS}(?:\s+(?:de\s+)?\d{{4}})?\b"
     r"|\b\d{1,2}[./-]\d{1,2}[./-](?:\d{4}|\d{2})\b"
     r"|\b\d{4}-\d{2}-\d{2}\b")
-_BIRTH_WORDS = re.compile(r"\b(?:born|birth\w*|d\.?o\.?b|née|né|geboren|nacid[oa]|nat[oa])\b",
-                          re.IGNORECASE)
+# Words about being born, and the phrasings that say it without "born" ("came into the
+# world on", "arrived on this earth", "entered the world", "saw the light of day"), in the
+# languages above.
+_BIRTH_WORDS = re.compile(
+    r"(?<!\w)b\.(?=\s)|\b(?:born|birth\w*|d\.?o\.?b|née|né|naissance|naquit|geboren|geburt\w*"
+    r"|nacid[oa]|nac[ií][óo]?|nacimiento|nat[oa]|nacque|nascita|geboorte\w*|nasc(?:i|eu|ido|ida))\b"
+    r"|\b(?:came|come|comes|coming|arrived|arrive|entered|enter)\s+(?:into|in|on)?\s*"
+    r"(?:this|the)\s+(?:world|earth)\b"
+    r"|\b(?:saw|see|first\s+saw)\s+the\s+light\s+of\s+day\b|\bmis\s+au\s+monde\b"
+    r"|\bvenu[e]?\s+au\s+monde\b|\bven\w*\s+al\s+mondo\b|\bvine\s+al\s+mundo\b"
+    r"|\bzur\s+welt\b|\bter\s+wereld\b|\bvim\s+ao\s+mundo\b",
+    re.IGNORECASE)
 # A full stop after a lone letter is an abbreviation ("d.o.b. 11/06/1980"), not an end.
 _SENTENCE_END = re.compile(r"(?<!\b\w)[.!?;]\s|\n")
 

@@ -69,10 +69,11 @@ class Redactor:
         self._detectors = [(kind, find, digits) for kind, find, digits in (
             ("EMAIL", online.emails, 0),
             ("URL", online.urls, 0),
-            ("IBAN", numbers.ibans, 8),
+            ("IBAN", numbers.ibans, 2),  # letters can outnumber digits (BG, KZ, MT)
             ("CARD", numbers.cards, 13),
             ("GOV_ID", numbers.government_ids, 6),
             ("GOV_ID", numbers.tax_codes, 1),
+            ("GOV_ID", numbers.labelled_ids, 1),  # "C4J7RX2M9": digits one by one
             ("IP", online.ip_addresses, 1),
             ("PHONE", lambda text: numbers.phones(text, regions), 7),
             ("DOB", places.dates_of_birth, 1),
