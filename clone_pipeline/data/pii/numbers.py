@@ -1,6 +1,7 @@
-"""Detectors for numbers that identify someone: phone numbers, payment cards, IBANs and
-government ids, and identity documents named by their label. Loose patterns find candidates; Google's libphonenumber (``phonenumbers``)
-and ``python-stdnum`` decide, so years, ages, prices and dates in a story are left alone."""
+"""Detectors for numbers that identify someone: phone numbers, payment cards, IBANs,
+government ids, and identity documents named by their label. Loose patterns find candidates;
+Google's libphonenumber (``phonenumbers``) and ``python-stdnum`` decide, so years, ages,
+prices and dates in a story are left alone."""
 
 from __future__ import annotations
 
