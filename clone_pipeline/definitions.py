@@ -4,6 +4,7 @@ import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
 from clone_pipeline.defs.assets_maintenance import housekeeping_report
+from clone_pipeline.defs.assets_memory import memory_index
 from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
@@ -35,8 +36,8 @@ from clone_pipeline.settings import load_settings
 check_pairing(load_settings())
 
 defs = dg.Definitions(
-    assets=[collected_training_data, formatted_datasets, trained_adapter, model_evaluation,
-            voice_profile, voice_alignment, deployment, housekeeping_report],
+    assets=[collected_training_data, formatted_datasets, memory_index, trained_adapter,
+            model_evaluation, voice_profile, voice_alignment, deployment, housekeeping_report],
     jobs=[data_only, complete_workflow, train_and_deploy, deploy_evaluated, voice_integration,
           housekeeping, *training_presets],
     sensors=[user_data_changed, voice_recordings_changed, training_run_failed,

@@ -25,7 +25,7 @@ from clone_pipeline.settings import Settings
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 # The per-user folders under the data root, each <root>/<kind>/<user id>.
-USER_FOLDER_KINDS = ("datasets", "audio", "adapters", "voice")
+USER_FOLDER_KINDS = ("datasets", "audio", "adapters", "voice", "memory")
 
 
 class UnsafePathError(ValueError):

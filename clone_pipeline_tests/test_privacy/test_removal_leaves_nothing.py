@@ -59,6 +59,7 @@ from clone_pipeline.data.split import split_by_question
 from clone_pipeline.orchestration.instance import default_template, initialise
 from clone_pipeline.orchestration.launch import run_job_for_user
 from clone_pipeline.services.ingest import import_export
+from clone_pipeline.services.memory import build_memory
 from clone_pipeline.training.config import PRESETS
 
 USER = "margaret-ellis"
@@ -458,6 +459,8 @@ def test_remove_user_leaves_nothing(settings, persona, write_export, models_dir,
     assert outcomes["voice_integration"].success, outcomes["voice_integration"]
     assert "model_evaluation" in outcomes["complete_workflow"].materialized, \
         outcomes["complete_workflow"]
+    memory = build_memory(settings, USER)  # the memory index holds her words too
+    assert find_canaries((memory.folder / "passages.jsonl").read_text(encoding="utf-8"))
     pipeline_s = time.perf_counter() - started
 
     roots = {"CLONE_HOME": settings.home, "CLONE_MODELS_DIR": models_dir, "TMPDIR": run_tmp}
@@ -496,3 +499,4 @@ def test_remove_user_leaves_nothing(settings, persona, write_export, models_dir,
         f"{summary}\n\nbefore removal:\n{_report(before)}\n", encoding="utf-8")
     print(summary)
     assert not after, summary
+    assert not memory.folder.exists()

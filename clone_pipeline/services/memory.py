@@ -1,0 +1,59 @@
+"""A person's memory index, built from their latest collected dataset (cleaned and redacted,
+so nothing that never passed redaction is in it) and kept under ``<data root>/memory``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from clone_pipeline.data.examples import Example
+from clone_pipeline.data.store import read_jsonl
+from clone_pipeline.db import datasets, users
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.files import user_folder
+from clone_pipeline.memory.index import Embed, MemoryIndex, default_embed
+from clone_pipeline.memory.passages import passages_from_examples
+from clone_pipeline.settings import Settings
+
+
+class NoCollectedDataError(LookupError):
+    """The person has no collected dataset to build memories from yet."""
+
+
+@dataclass(frozen=True)
+class MemoryBuild:
+    folder: Path
+    dataset_version: int
+    passages: int
+    re_embedded: int  # passages new or changed since the last build
+    sources: dict[str, int]  # passages per source (responses, life_stories, ...)
+
+
+def memory_folder(settings: Settings, external_id: str) -> Path:
+    return user_folder(settings, "memory", external_id)
+
+
+def build_memory(settings: Settings, external_id: str,
+                 embed: Embed = default_embed) -> MemoryBuild:
+    """Index the passages of the person's latest collected dataset, re-embedding only the
+    passages that changed since the previous build."""
+    with session_scope(settings.database_url) as session:
+        dataset = datasets.latest_dataset(session, users.get_user(session, external_id).id)
+        found = (dataset.version, dataset.path) if dataset is not None else None
+    if found is None:
+        raise NoCollectedDataError(f"{external_id}: no collected dataset yet; materialise "
+                                   f"collected_training_data first")
+    version, path = found
+    examples = [Example.from_dict(r) for r in read_jsonl(settings.home / path)]
+    passages = passages_from_examples(examples)
+    folder = memory_folder(settings, external_id)
+    index, re_embedded = MemoryIndex.build(passages, MemoryIndex.load(folder), embed)
+    index.save(folder)
+    return MemoryBuild(folder, version, len(passages), re_embedded,
+                       dict(Counter(p.source for p in passages)))
+
+
+def load_memory(settings: Settings, external_id: str) -> MemoryIndex | None:
+    """The person's memory index, or None if it has not been built."""
+    return MemoryIndex.load(memory_folder(settings, external_id))

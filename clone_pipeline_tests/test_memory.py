@@ -1,0 +1,87 @@
+"""The memory index (clone_pipeline/memory): passages that keep their source, hybrid search
+that finds a passage by its words and by its meaning, and builds that re-embed only what
+changed. Real BM25 (bm25s) and the real all-MiniLM-L6-v2 embeddings."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from clone_pipeline.data.collect import SourceMaterial, collect
+from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.memory.index import MemoryIndex, default_embed
+from clone_pipeline.memory.passages import Passage, passages_from_examples, split_text
+
+
+def _margaret_passages() -> list[Passage]:
+    doc = json.loads((PERSONAS_DIR / "margaret-ellis" / "export.json").read_text())
+    return passages_from_examples(collect(SourceMaterial.from_export(doc)).examples)
+
+
+def test_long_text_is_split_between_sentences_and_short_text_is_kept_whole():
+    story = " ".join(f"Sentence number {n} of the story has several words in it." for n in
+                     range(40))
+    pieces = split_text(story, max_words=60)
+    assert len(pieces) > 4 and " ".join(pieces) == story
+    assert all(len(p.split()) <= 60 and p.endswith(".") for p in pieces)
+    assert split_text("One short answer.") == ["One short answer."]
+
+
+def test_every_passage_names_its_source_and_stories_keep_their_titles():
+    passages = _margaret_passages()
+    assert {p.source for p in passages} == {"responses", "life_stories", "milestone_messages"}
+    assert len({p.id for p in passages}) == len(passages)
+    answer = next(p for p in passages if p.source == "responses")
+    assert answer.title.endswith("?") and answer.id.startswith(f"responses:{answer.item_id}#")
+    story = next(p for p in passages if p.source == "life_stories")
+    assert not story.title.startswith("Tell me")
+
+
+def test_search_finds_a_passage_by_its_words_and_by_its_meaning():
+    passages = [
+        Passage("responses:r1#0", "responses", "r1", "What was your first job?",
+                "I started at Hartley's bakery on the corner at fifteen, up at four."),
+        Passage("life_stories:s1#0", "life_stories", "s1", "The orchard summer",
+                "We picked apples until our hands were sticky and the ladders creaked."),
+        Passage("responses:r2#0", "responses", "r2", "How did you meet Grandpa?",
+                "At a dance in the church hall; he trod on my feet twice."),
+    ]
+    index, embedded = MemoryIndex.build(passages)
+    assert embedded == 3
+    # a shared rare word (lexical)
+    assert index.search("Tell me about Hartley's", k=1)[0].passage.item_id == "r1"
+    # the same meaning in other words (dense): "husband", "know each other" / "meet Grandpa"
+    hit = index.search("Where did you and your husband get to know each other?", k=1)[0]
+    assert hit.passage.item_id == "r2"
+    assert index.search("fruit harvest", k=1)[0].passage.item_id == "s1"
+    # relevance tells a question about her life from one she never spoke of
+    unrelated = index.search("What is the capital of Mongolia?", k=1)[0]
+    assert unrelated.relevance < hit.relevance
+
+
+def test_a_rebuild_re_embeds_only_the_passages_that_changed(tmp_path):
+    passages = _margaret_passages()
+    calls: list[int] = []
+
+    def counting_embed(texts):
+        calls.append(len(texts))
+        return default_embed(texts)
+
+    first, embedded = MemoryIndex.build(passages, embed=counting_embed)
+    assert embedded == len(passages) and calls == [len(passages)]
+    first.save(tmp_path / "memory")
+
+    changed = [*passages[:-1], Passage(**{**passages[-1].as_dict(),
+                                          "text": passages[-1].text + " And that was that."})]
+    loaded = MemoryIndex.load(tmp_path / "memory")
+    second, embedded = MemoryIndex.build(changed, previous=loaded, embed=counting_embed)
+    assert embedded == 1 and calls[-1] == 1
+    np.testing.assert_array_equal(second.embeddings[:-1], first.embeddings[:-1])
+    assert not np.array_equal(second.embeddings[-1], first.embeddings[-1])
+
+
+def test_an_empty_or_missing_index_answers_nothing(tmp_path):
+    assert MemoryIndex.load(tmp_path / "nowhere") is None
+    empty, _ = MemoryIndex.build([])
+    assert empty.search("anything") == []
