@@ -4,6 +4,7 @@ only the leader is stopped)."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -24,29 +25,31 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
 
 
 def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether any process of the process group is still running (zombies count as gone)."""
+    import psutil
 
-
-def end_group(process: subprocess.Popen, grace: float) -> None:
-    """SIGTERM the process group *process* leads (started with ``start_new_session``), then
-    SIGKILL whatever of it is left after *grace* seconds; returns once the group is gone. It
-    acts even when the leader has already died: its children may not have."""
-    pgid = process.pid
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+    for process in psutil.process_iter(["status"]):
         try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            process.poll()
-            return
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                return True
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return False
+
+
+def end_group(process: subprocess.Popen, grace: float, first: int = signal.SIGTERM) -> float:
+    """Send *first* to the process group *process* leads (started with
+    ``start_new_session``), then SIGKILL whatever of it is left after *grace* seconds;
+    returns the seconds until the whole group was gone. It acts even when the leader has
+    already died: its children may not have."""
+    started = time.monotonic()
+    for sig, wait in ((first, grace), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
-            process.poll()  # reap the leader, or the group never looks empty
-            if not group_alive(pgid):
-                return
+            process.poll()  # reap the leader, so it does not linger as a zombie
+            if not group_alive(process.pid):
+                return time.monotonic() - started
             time.sleep(0.05)
+    return time.monotonic() - started

@@ -11,8 +11,6 @@ time), and whatever has not exited within the grace period is killed.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 import sys
@@ -20,38 +18,16 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from clone_pipeline.processes import end_group
+
 STOP_GRACE_SECONDS = 20.0
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the process group is still running (zombies count as gone)."""
-    import psutil
-
-    for process in psutil.process_iter(["status"]):
-        try:
-            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
-                return True
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return False
-
-
 def stop_group(process: subprocess.Popen, grace: float = STOP_GRACE_SECONDS) -> float:
-    """SIGINT to *process*'s group (it must lead one), SIGKILL to what is left after
-    *grace* seconds; returns the seconds until the whole group was gone."""
-    started = time.monotonic()
-    _signal_group(process.pid, signal.SIGINT)
-    deadline = started + grace
-    while time.monotonic() < deadline:
-        process.poll()  # reap the leader, so it does not linger as a zombie
-        if not group_alive(process.pid):
-            return time.monotonic() - started
-        time.sleep(0.2)
-    _signal_group(process.pid, signal.SIGKILL)
-    process.wait()
-    while group_alive(process.pid):
-        time.sleep(0.1)
-    return time.monotonic() - started
+    """SIGINT to *process*'s group, as Ctrl-C in a terminal (runs are interrupted and a
+    training child checkpoints), SIGKILL to what is left after *grace* seconds; returns
+    the seconds until the whole group was gone."""
+    return end_group(process, grace, first=signal.SIGINT)
 
 
 def serve(dev_args: Sequence[str], grace: float = STOP_GRACE_SECONDS) -> int:
@@ -77,9 +53,4 @@ def serve(dev_args: Sequence[str], grace: float = STOP_GRACE_SECONDS) -> int:
         print(f"dagster dev and its runs stopped in {took:.1f} s", file=sys.stderr)
         return 0
     return process.returncode
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError):  # the group has already gone
-        os.killpg(pgid, sig)
 

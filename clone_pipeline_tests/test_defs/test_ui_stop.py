@@ -16,7 +16,8 @@ import pytest
 
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.net import free_port
-from clone_pipeline.orchestration.serve import STOP_GRACE_SECONDS, group_alive
+from clone_pipeline.orchestration.serve import STOP_GRACE_SECONDS
+from clone_pipeline.processes import group_alive
 from clone_pipeline_tests.test_defs.dagster_dev import BIN, REPO, wait_for
 
 
