@@ -85,3 +85,28 @@ def test_an_empty_or_missing_index_answers_nothing(tmp_path):
     assert MemoryIndex.load(tmp_path / "nowhere") is None
     empty, _ = MemoryIndex.build([])
     assert empty.search("anything") == []
+
+
+def test_grounding_keeps_relevant_passages_in_budget_and_abstains_only_about_her_life():
+    from clone_pipeline.memory.grounding import asks_about_her, ground
+
+    passages = [
+        Passage("responses:r1#0", "responses", "r1", "What was your first job?",
+                "I started at Hartley's bakery on the corner at fifteen, up at four."),
+        Passage("life_stories:s1#0", "life_stories", "s1", "The bakery years",
+                " ".join(["We baked bread and buns for the whole street."] * 20)),
+    ]
+    index, _ = MemoryIndex.build(passages)
+    ask = [{"role": "user", "content": "Tell me about your job at the bakery."}]
+    both = ground(index, ask)
+    assert {h.passage.item_id for h in both.memories} == {"r1", "s1"} and not both.abstain
+    assert "Hartley's bakery" in both.system_prompt("You are Margaret.")
+    assert both.system_prompt("You are Margaret.").startswith("You are Margaret.")
+    tight = ground(index, ask, budget_words=40)  # the long story no longer fits
+    assert [h.passage.item_id for h in tight.memories] == ["r1"]
+
+    never = ground(index, [{"role": "user", "content": "Did you ever sail to Iceland?"}])
+    assert never.memories == [] and never.abstain and never.sources() == []
+    assert not ground(index, [{"role": "user", "content": "Hello!"}]).abstain
+    assert asks_about_her("Where did you grow up?")
+    assert not asks_about_her("How are you?") and not asks_about_her("Thanks, Grandma!")

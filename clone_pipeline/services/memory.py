@@ -57,3 +57,27 @@ def build_memory(settings: Settings, external_id: str,
 def load_memory(settings: Settings, external_id: str) -> MemoryIndex | None:
     """The person's memory index, or None if it has not been built."""
     return MemoryIndex.load(memory_folder(settings, external_id))
+
+
+class MemoryCache:
+    """Each person's index, loaded on first use and again when a rebuild has replaced it
+    (the gateway asks for every chat turn; loading takes milliseconds, searching less)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._loaded: dict[str, tuple[float, MemoryIndex]] = {}
+
+    def get(self, external_id: str) -> MemoryIndex | None:
+        manifest = memory_folder(self.settings, external_id) / "manifest.json"
+        try:
+            stamp = manifest.stat().st_mtime
+        except OSError:
+            self._loaded.pop(external_id, None)
+            return None
+        found = self._loaded.get(external_id)
+        if found is None or found[0] != stamp:
+            index = MemoryIndex.load(manifest.parent)
+            if index is None:
+                return None
+            found = self._loaded[external_id] = (stamp, index)
+        return found[1]

@@ -20,8 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from clone_pipeline.memory.grounding import ABSTAIN_REPLY, MEMORY_WORDS, Grounding, ground
 from clone_pipeline.services import deployments as deploys
 from clone_pipeline.services.engine import EngineHandle
+from clone_pipeline.services.memory import MemoryCache
 from clone_pipeline.services.tokens import Principal, authenticate
 from clone_pipeline.serving.auth import Authorization, Who, bearer_token
 from clone_pipeline.serving.cache import cache_key, is_deterministic, make_cache
@@ -53,6 +55,7 @@ class Gateway:
             timeout=httpx.Timeout(limits.request_timeout_s, connect=5.0),
             limits=httpx.Limits(max_connections=512, max_keepalive_connections=128))
         self.cache = make_cache(settings.cache_url)
+        self.memories = MemoryCache(settings)
         self.limiter = RateLimiter(limits.rate_per_minute)
         self.logs = LogWriter(settings)
 
@@ -121,10 +124,22 @@ class Gateway:
 
     # ------------------------------------------------------------------ one completion
 
+    def grounding(self, dep: deploys.Deployment, messages: list[dict]) -> Grounding:
+        """The person's memories for this turn (blocking: embeds the question). Nothing
+        when they have no memory index, or the client brought its own system prompt."""
+        index = self.memories.get(dep.user)
+        if index is None or any(m["role"] == "system" for m in messages):
+            return Grounding()
+        # a fifth of the context in words (BPE: 1.3-2 tokens a word): room for the rest
+        return ground(index, messages,
+                      budget_words=min(MEMORY_WORDS, self.limits.context_tokens // 5))
+
     def engine_payload(self, dep: deploys.Deployment, messages: list[dict[str, str]],
-                       sampling: dict[str, Any]) -> dict[str, Any]:
+                       sampling: dict[str, Any], grounding: Grounding | None = None
+                       ) -> dict[str, Any]:
         if not any(m["role"] == "system" for m in messages):
-            messages = [{"role": "system", "content": dep.system_prompt}, *messages]
+            system = (grounding or Grounding()).system_prompt(dep.system_prompt)
+            messages = [{"role": "system", "content": system}, *messages]
         max_tokens = sampling.get("max_tokens")
         if max_tokens is not None and max_tokens >= self.limits.context_tokens:
             raise ApiError(422, f"max_tokens {max_tokens} does not fit the model's context of "
@@ -145,13 +160,17 @@ class Gateway:
             "status": status, "error": error})
 
     async def complete(self, dep: deploys.Deployment, payload: dict[str, Any],
-                       requested_model: str) -> dict[str, Any]:
-        """A whole answer (from the cache when it is deterministic and cached)."""
+                       requested_model: str, grounding: Grounding | None = None
+                       ) -> dict[str, Any]:
+        """A whole answer (from the cache when it is deterministic and cached), with the
+        memories it was given as ``sources``."""
         started = time.perf_counter()
+        grounding = grounding or Grounding()
         key = None
         if dep.caching and is_deterministic(payload):
             key = cache_key(str(dep.user_id), str(dep.id), dep.adapter_name, dep.adapter_sha256,
-                            {k: v for k, v in payload.items() if k != "model"})
+                            {**{k: v for k, v in payload.items() if k != "model"},
+                             "sources": grounding.passage_ids()})
             hit = await self.cache.get(key)
             if hit is not None:
                 answer = json.loads(hit)
@@ -175,6 +194,8 @@ class Gateway:
             raise error
         answer = response.json()
         answer["model"] = requested_model
+        if grounding.searched:
+            answer["sources"] = grounding.sources()
         usage = answer.get("usage")
         self.log(dep, started, "ok", usage, first_token=None)
         if key is not None:
@@ -198,7 +219,8 @@ class Gateway:
 
     async def stream(self, dep: deploys.Deployment, payload: dict[str, Any],
                      requested_model: str, include_usage: bool,
-                     client: Request | None = None) -> StreamingResponse:
+                     client: Request | None = None, grounding: Grounding | None = None
+                     ) -> StreamingResponse:
         """Server-sent events relayed from the engine; exactly one [DONE]. A client that
         goes away closes the engine stream, and vLLM aborts the generation: found when a
         write to it fails, or by asking *client* after each chunk (a write to a closed
@@ -232,13 +254,14 @@ class Gateway:
             self.log(dep, started, "error", None, error="engine_stream")
             raise ApiError(502, "the engine stream broke", kind="engine_error") from None
         return StreamingResponse(self._relay(dep, response, _prepend(first, lines), started,
-                                             requested_model, include_usage, client),
+                                             requested_model, include_usage, client,
+                                             grounding or Grounding()),
                                  media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache",
                                           "X-Accel-Buffering": "no"})
 
     async def _relay(self, dep, response: httpx.Response, lines, started: float, model: str,
-                     include_usage: bool, client: Request | None = None):
+                     include_usage: bool, client: Request | None, grounding: Grounding):
         first, usage, status, error = None, None, "cancelled", None
         deadline = started + self.limits.request_timeout_s
         try:
@@ -269,6 +292,9 @@ class Gateway:
                 status = "ok"
             if status == "cancelled":
                 status = "ok"
+            if grounding.searched:  # a chunk with no choices: OpenAI clients skip it
+                yield _sse({"object": "chat.completion.chunk", "model": model,
+                            "choices": [], "sources": grounding.sources()})
             yield "data: [DONE]\n\n"
         except httpx.HTTPError:
             status, error = "error", "engine_stream"
@@ -303,8 +329,36 @@ class AdapterGone(ApiError):
         self.engine_status = engine_status
 
 
+def _sse(chunk: dict) -> str:
+    return f"data: {json.dumps(chunk, separators=(',', ':'))}\n\n"
+
+
 def _sse_error(message: str, kind: str) -> str:
     return f"data: {json.dumps({'error': {'message': message, 'type': kind}})}\n\n"
+
+
+def abstention(model: str, stream: bool) -> Response:
+    """The clone's honest answer when nothing she told them is relevant: a completion (or a
+    stream of one chunk) saying so, with no sources, marked ``abstained``."""
+    made = int(time.time())
+    reply_id = f"chatcmpl-{uuid.uuid4().hex}"
+    if not stream:
+        return JSONResponse({
+            "id": reply_id, "object": "chat.completion", "created": made, "model": model,
+            "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                "role": "assistant", "content": ABSTAIN_REPLY}}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "sources": [], "abstained": True})
+    base = {"id": reply_id, "object": "chat.completion.chunk", "created": made, "model": model}
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant",
+                                                    "content": ABSTAIN_REPLY},
+                              "finish_reason": None}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        {**base, "choices": [], "sources": [], "abstained": True}]
+    body = "".join(_sse(c) for c in chunks) + "data: [DONE]\n\n"
+    return Response(body, media_type="text/event-stream",
+                    headers={"Cache-Control": "no-cache"})
 
 
 def _engine_message(text: str) -> str:
@@ -372,12 +426,15 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
         who, found = await run_in_threadpool(gw.authorize_and_find, token, body.model)
 
         async def send(dep: deploys.Deployment):
-            payload = gw.engine_payload(dep, [m.model_dump() for m in body.messages],
-                                        body.engine_fields())
+            messages = [m.model_dump() for m in body.messages]
+            grounding = await run_in_threadpool(gw.grounding, dep, messages)
+            if grounding.abstain:  # she never told them: say so instead of inventing
+                return abstention(body.model, body.stream)
+            payload = gw.engine_payload(dep, messages, body.engine_fields(), grounding)
             if body.stream:
                 include = bool(body.stream_options and body.stream_options.include_usage)
-                return await gw.stream(dep, payload, body.model, include, request)
-            return JSONResponse(await gw.complete(dep, payload, body.model))
+                return await gw.stream(dep, payload, body.model, include, request, grounding)
+            return JSONResponse(await gw.complete(dep, payload, body.model, grounding))
 
         return await gw.current(who, body.model, send, found=found)
 
@@ -475,12 +532,18 @@ async def _deploy_action(gw: Gateway, who: Principal, body: DeployAction) -> dic
     user_prompt = _required(body.prompt, "prompt")
 
     async def send(dep: deploys.Deployment):
-        prompt = dep.system_prompt
+        question = [{"role": "user", "content": user_prompt}]
+        grounding = await run_in_threadpool(gw.grounding, dep, question)
+        if grounding.abstain:
+            return dep, {"choices": [{"message": {"content": ABSTAIN_REPLY},
+                                      "finish_reason": "stop"}], "usage": None,
+                         "sources": [], "abstained": True}
+        prompt = grounding.system_prompt(dep.system_prompt)
         if options.emotionalTone:
             prompt += f" Answer in a {options.emotionalTone} tone."
-        payload = gw.engine_payload(dep, [{"role": "system", "content": prompt},
-                                          {"role": "user", "content": user_prompt}], sampling)
-        return dep, await gw.complete(dep, payload, dep.name)
+        payload = gw.engine_payload(dep, [{"role": "system", "content": prompt}, *question],
+                                    sampling)
+        return dep, await gw.complete(dep, payload, dep.name, grounding)
 
     started = time.perf_counter()
     dep, answer = await gw.current(
@@ -490,6 +553,9 @@ async def _deploy_action(gw: Gateway, who: Principal, body: DeployAction) -> dic
                               "finishReason": answer["choices"][0]["finish_reason"],
                               "latencyMs": round((time.perf_counter() - started) * 1000, 1),
                               "deploymentId": str(dep.id)}
+    if "sources" in answer:
+        result["sources"] = answer["sources"]
+        result["abstained"] = bool(answer.get("abstained"))
     if options.includeVoice:
         from urllib.parse import urlencode
 
