@@ -471,12 +471,14 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
                   f"tokens at most; base model {DEFAULT_BASE_MODEL}")
     table.add_column("user", no_wrap=True, min_width=14)
     table.add_column("deployment")
-    table.add_column("the clone (base + their adapter)")
+    table.add_column("the clone (base + their adapter + their memories)")
     table.add_column("the base alone, same system prompt")
     for s in served:
-        table.add_row(s.user, s.deployment or "-",
-                      escape(s.answer) if s.answer is not None else f"[red]{escape(s.problem)}",
-                      escape(s.base_answer or "-"))
+        answer = (escape(s.answer) if s.answer is not None else f"[red]{escape(s.problem)}")
+        if s.sources:
+            answer += "\n[dim]sources: " + escape("; ".join(
+                f"{src['kind']} '{src['title']}' ({src['score']:.2f})" for src in s.sources))
+        table.add_row(s.user, s.deployment or "-", answer, escape(s.base_answer or "-"))
     console.print(table)
     console.print("Keep them running with the chat page at http://127.0.0.1:8000/ (make serve), "
                   "then make a token: clone-pipeline token create margaret-ellis")

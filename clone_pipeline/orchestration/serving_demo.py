@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dagster as dg
 import httpx
@@ -22,6 +22,7 @@ from clone_pipeline.net import free_port
 from clone_pipeline.orchestration.launch import RunOutcome, run_job_for_user
 from clone_pipeline.services.deployments import list_deployments, restore_deployments
 from clone_pipeline.services.engine import handle_of, spec_for, state_file
+from clone_pipeline.services.memory import build_memory
 from clone_pipeline.services.tokens import create_token
 from clone_pipeline.serving.app import create_app
 from clone_pipeline.settings import Settings
@@ -40,6 +41,7 @@ class Served:
     answer: str | None
     problem: str | None = None
     base_answer: str | None = None  # the base alone, same system prompt and question
+    sources: list[dict] = field(default_factory=list)  # the memories the answer was given
 
 
 def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list[str],
@@ -47,6 +49,9 @@ def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list
                    question: str = QUESTION, base_model: str = DEFAULT_BASE_MODEL
                    ) -> list[Served]:
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
+    for name in names:  # what grounds their answers (the memory_index asset's service)
+        say(f"memory index for {name}")
+        build_memory(settings, name)
     say(f"starting the engine (vLLM over {base_model}, about half a minute)")
     engine = start_engine(spec_for(settings, base_model), settings.serving_dir / "engine.log")
     write_state(state_file(settings), engine)
@@ -88,9 +93,11 @@ def _ask(settings, engine, names, outcomes, question) -> list[Served]:
                 json={"model": active[-1].name, "temperature": 0, **ANSWER_SAMPLING,
                       "messages": [{"role": "user", "content": question}]})
             if response.status_code == 200:
-                text = response.json()["choices"][0]["message"]["content"]
-                served.append(Served(name, active[-1].name, text,
-                                     base_answer=_base_answer(engine, active[-1], question)))
+                body = response.json()
+                served.append(Served(name, active[-1].name,
+                                     body["choices"][0]["message"]["content"],
+                                     base_answer=_base_answer(engine, active[-1], question),
+                                     sources=body.get("sources") or []))
             else:
                 served.append(Served(name, active[-1].name, None,
                                      response.json()["error"]["message"]))
