@@ -20,20 +20,40 @@ from clone_pipeline.memory.grounding import RELEVANCE_THRESHOLD
 from clone_pipeline.memory.index import MemoryIndex
 from clone_pipeline.memory.passages import passages_from_examples
 
-TOLD = ["Where did you grow up, and what was the house like?", "How did you end up becoming a teacher?",
-        "What happened the winter everything froze?", "Tell me about the day Grandpa proposed.",
-        "What was it like when you stopped working?", "What did you cook for Christmas dinner?",
-        "Which songs did you love?", "How did you get through it when Arthur died?",
-        "What did you do as a girl that got you told off?", "Where was the loveliest place you visited?",
-        "What did you and your pen friend write about?", "How did you meet the man you married?",
-        "What do you want us to remember about you?", "What was your very first memory?",
-        "What was the street party for the Coronation like?"]
-NEVER = ["Did you ever fly a plane?", "What was it like living in Tokyo?", "Did you ever meet the Queen?",
-         "Tell me about your time in the army.", "What was your favourite video game?",
-         "Did you ever go skydiving?", "What was your racehorse called?", "How did you learn to speak Russian?",
-         "What happened when you won the lottery?", "Tell me about your motorbike.",
-         "Did you ever climb Everest?", "What was your tattoo of?", "How was your trip to Antarctica?",
-         "What did you think of your time in prison?", "Tell me about your twin brother in Canada."]
+TOLD = [
+    "Where did you grow up, and what was the house like?",
+    "How did you end up becoming a teacher?",
+    "What happened the winter everything froze?",
+    "Tell me about the day Grandpa proposed.",
+    "What was it like when you stopped working?",
+    "What did you cook for Christmas dinner?",
+    "Which songs did you love?",
+    "How did you get through it when Arthur died?",
+    "What did you do as a girl that got you told off?",
+    "Where was the loveliest place you visited?",
+    "What did you and your pen friend write about?",
+    "How did you meet the man you married?",
+    "What do you want us to remember about you?",
+    "What was your very first memory?",
+    "What was the street party for the Coronation like?",
+]
+NEVER = [
+    "Did you ever fly a plane?",
+    "What was it like living in Tokyo?",
+    "Did you ever meet the Queen?",
+    "Tell me about your time in the army.",
+    "What was your favourite video game?",
+    "Did you ever go skydiving?",
+    "What was your racehorse called?",
+    "How did you learn to speak Russian?",
+    "What happened when you won the lottery?",
+    "Tell me about your motorbike.",
+    "Did you ever climb Everest?",
+    "What was your tattoo of?",
+    "How was your trip to Antarctica?",
+    "What did you think of your time in prison?",
+    "Tell me about your twin brother in Canada.",
+]
 
 
 def main() -> None:

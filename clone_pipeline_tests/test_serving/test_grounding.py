@@ -91,7 +91,7 @@ def test_a_stream_ends_with_a_sources_chunk_the_openai_client_skips(grounded):
 
 def test_what_she_never_told_is_answered_honestly_and_small_talk_is_not_refused(grounded):
     url, (dep, token), _ = grounded
-    never = _chat(url, token, dep.name, "What was it like climbing Mount Everest?").json()
+    never = _chat(url, token, dep.name, "Did you ever climb Mount Everest?").json()
     assert never["choices"][0]["message"]["content"] == ABSTAIN_REPLY
     assert never["abstained"] is True and never["sources"] == []
     with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=60,
@@ -116,5 +116,5 @@ def test_what_she_never_told_is_answered_honestly_and_small_talk_is_not_refused(
 
 def test_a_person_without_memories_is_served_as_before(grounded):
     url, _, (dep, token) = grounded
-    reply = _chat(url, token, dep.name, "What was it like climbing Mount Everest?").json()
+    reply = _chat(url, token, dep.name, "Did you ever climb Mount Everest?").json()
     assert "sources" not in reply and "abstained" not in reply
