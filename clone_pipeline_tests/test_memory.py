@@ -13,6 +13,16 @@ from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.memory.index import MemoryIndex, default_embed
 from clone_pipeline.memory.passages import Passage, passages_from_examples, split_text
 
+# Three memories of one person, for searching (also the serving tests' grounded user).
+PASSAGES = [
+    Passage("responses:r1#0", "responses", "r1", "What was your first job?",
+            "I started at Hartley's bakery on the corner at fifteen, up at four."),
+    Passage("life_stories:s1#0", "life_stories", "s1", "The orchard summer",
+            "We picked apples until our hands were sticky and the ladders creaked."),
+    Passage("responses:r2#0", "responses", "r2", "How did you meet Grandpa?",
+            "At a dance in the church hall; he trod on my feet twice."),
+]
+
 
 def _margaret_passages() -> list[Passage]:
     doc = json.loads((PERSONAS_DIR / "margaret-ellis" / "export.json").read_text())
@@ -39,15 +49,7 @@ def test_every_passage_names_its_source_and_stories_keep_their_titles():
 
 
 def test_search_finds_a_passage_by_its_words_and_by_its_meaning():
-    passages = [
-        Passage("responses:r1#0", "responses", "r1", "What was your first job?",
-                "I started at Hartley's bakery on the corner at fifteen, up at four."),
-        Passage("life_stories:s1#0", "life_stories", "s1", "The orchard summer",
-                "We picked apples until our hands were sticky and the ladders creaked."),
-        Passage("responses:r2#0", "responses", "r2", "How did you meet Grandpa?",
-                "At a dance in the church hall; he trod on my feet twice."),
-    ]
-    index, embedded = MemoryIndex.build(passages)
+    index, embedded = MemoryIndex.build(PASSAGES)
     assert embedded == 3
     # a shared rare word (lexical)
     assert index.search("Tell me about Hartley's", k=1)[0].passage.item_id == "r1"

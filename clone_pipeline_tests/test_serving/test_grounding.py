@@ -14,19 +14,11 @@ from openai import OpenAI
 
 from clone_pipeline.memory.grounding import ABSTAIN_REPLY
 from clone_pipeline.memory.index import MemoryIndex
-from clone_pipeline.memory.passages import Passage
 from clone_pipeline.services import deployments, tokens
 from clone_pipeline.services.memory import memory_folder
+from clone_pipeline_tests.test_memory import PASSAGES
 
 NO_CACHE = {"caching": False}
-PASSAGES = [
-    Passage("responses:r1#0", "responses", "r1", "What was your first job?",
-            "I started at Hartley's bakery on the corner when I was fifteen, up at four."),
-    Passage("life_stories:s1#0", "life_stories", "s1", "The orchard summer",
-            "We picked apples in the orchard until our hands were sticky."),
-    Passage("responses:r2#0", "responses", "r2", "How did you meet Grandpa?",
-            "At a dance in the church hall; he trod on my feet twice."),
-]
 
 
 @pytest.fixture
