@@ -148,6 +148,11 @@ class VoiceRecording(_SourceItem, Base):
     __tablename__ = "voice_recordings"
     passage_id: Mapped[str | None] = mapped_column(String(128))
     text: Mapped[str] = mapped_column(Text, nullable=False)
+    # The export id of the response or life story this recording tells (its transcript is
+    # `text`); neither for free speech or a read passage. Ids, not foreign keys: items are
+    # upserted and pruned by export id, and the importer checks the id is in the export.
+    response_id: Mapped[str | None] = mapped_column(String(128))
+    story_id: Mapped[str | None] = mapped_column(String(128))
     # Path relative to the data root; the file is content-addressed by sha256.
     file_path: Mapped[str] = mapped_column(Text, nullable=False)
     sha256: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -6,6 +6,7 @@ Messages are written for people and never echo field values: an export holds pri
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -27,6 +28,9 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(?![\s\S])"
 ID_RULE = ("must be 1 to 128 characters of letters, digits, '.', '_' or '-', starting with a "
            "letter or digit")
 
+# A recording's field naming the item it tells -> the list that item must be in.
+TELLS = {"response_id": "responses", "story_id": "life_stories"}
+
 # List name -> the item's required text field (the one that must exist and is size-limited).
 TEXT_FIELD = {
     "responses": "answer",
@@ -38,6 +42,7 @@ TEXT_FIELD = {
 _text = {"type": "string", "maxLength": MAX_TEXT_CHARS}
 _opt_text = {"type": ["string", "null"], "maxLength": MAX_TEXT_CHARS}
 _id = {"type": "string", "pattern": ID_PATTERN}
+_ref = {"type": ["string", "null"], "pattern": ID_PATTERN}  # another item's id, or none
 _timestamp = {"type": ["string", "null"], "x-timestamp": True}
 
 
@@ -83,6 +88,7 @@ EXPORT_SCHEMA: dict[str, Any] = {
         "voice_recordings": {"type": "array", "items": _item(
             ["text", "file"],
             {"passage_id": {"type": ["string", "null"], "maxLength": 128}, "text": _text,
+             "response_id": _ref, "story_id": _ref,
              "file": {"type": "string", "minLength": 1, "maxLength": 4096},
              "recorded_at": _timestamp, "created_at": _timestamp})},
     },
@@ -181,7 +187,8 @@ def _label_problems(doc: Any) -> list[Problem]:
 
 
 def schema_problems(doc: Any) -> list[Problem]:
-    """Every schema violation, duplicate id, and bad timestamp in *doc*, in document order."""
+    """Every schema violation, duplicate id, bad timestamp and recording that names an item
+    the export lacks, in document order."""
     problems = [Problem(*_describe(e)) for e in
                 sorted(_VALIDATOR.iter_errors(doc), key=lambda e: list(map(str, e.path)))]
     if not isinstance(doc, dict):
@@ -208,7 +215,41 @@ def schema_problems(doc: Any) -> list[Problem]:
                     problems.append(Problem(pointer([list_name, index, field]),
                                             "not an ISO 8601 date" if field == "deliver_on"
                                             else "not an ISO 8601 timestamp"))
+    return problems + _reference_problems(doc)
+
+
+def _reference_problems(doc: dict) -> list[Problem]:
+    """A spoken answer or story must name one that is in the same export (the link is how a
+    reply finds the recording of what it quotes)."""
+    recordings = doc.get("voice_recordings")
+    if not isinstance(recordings, list):
+        return []
+    ids = {field: _ids(doc.get(list_name)) for field, list_name in TELLS.items()}
+    problems = []
+    for index, item in enumerate(recordings):
+        if not isinstance(item, dict):
+            continue
+        # an id that breaks the id rule is reported once, by the schema
+        named = [field for field in TELLS if isinstance(item.get(field), str)
+                 and re.match(ID_PATTERN, item[field])]
+        if len(named) > 1:
+            problems.append(Problem(pointer(["voice_recordings", index, "story_id"]),
+                                    "a recording tells one item: give response_id or "
+                                    "story_id, not both"))
+        for field in named:
+            if item[field] not in ids[field]:
+                problems.append(Problem(pointer(["voice_recordings", index, field]), (
+                    f"no item of /{TELLS[field]} in this export has this id: add that item "
+                    f"to the export, or leave {field} out (a recording that tells no "
+                    f"{'answer' if field == 'response_id' else 'story'} needs neither)")))
     return problems
+
+
+def _ids(items: Any) -> set[str]:
+    if not isinstance(items, list):
+        return set()
+    return {item["id"] for item in items if isinstance(item, dict)
+            and isinstance(item.get("id"), str)}
 
 
 def _valid_time(value: str, date_only: bool) -> bool:

@@ -43,6 +43,7 @@ FIELDS = {
     "milestone_messages": {"recipient": "recipient", "occasion": "occasion",
                            "content": "content", "deliver_on": "deliver_on"},
     "voice_recordings": {"passage_id": "passage_id", "text": "text",
+                         "response_id": "response_id", "story_id": "story_id",
                          "recorded_at": "recorded_at"},
 }
 TIMESTAMP_FIELDS = {"created_at", "recorded_at"}

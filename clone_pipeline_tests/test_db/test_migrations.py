@@ -75,3 +75,35 @@ def test_0003_upgrade_keeps_each_users_newest_version_current(settings):
     with engine.connect() as conn:
         assert conn.execute(select(versions.c.version)).scalars().all()
     migrate(url)
+
+
+def test_0007_adds_what_a_recording_tells_and_keeps_older_recordings(settings):
+    """Recordings from before 0007 tell nothing (both links null); downgrading keeps them."""
+    from sqlalchemy import insert, select
+
+    from clone_pipeline.db.models import User, VoiceRecording
+
+    url = settings.database_url
+    command.downgrade(alembic_config(url), "0006")
+    engine = get_engine(url)
+    assert "response_id" not in {c["name"] for c in inspect(engine).get_columns(
+        "voice_recordings")}
+    user = uuid.uuid4()
+    recording = {"id": uuid.uuid4(), "user_id": user, "item_id": "v-001", "text": "Hello.",
+                 "file_path": "audio/a/x.wav", "sha256": "0" * 64, "original_name": "x.wav",
+                 "audio_format": "wav/pcm_s16le", "sample_rate": 16000, "channels": 1,
+                 "duration_s": 1.0, "size_bytes": 32044}
+    recordings = VoiceRecording.__table__
+    with engine.begin() as conn:  # only the columns 0006 has (the links have no default)
+        conn.execute(insert(User.__table__).values(id=user, external_id="ada",
+                                                   display_name="Ada"))
+        conn.execute(insert(recordings).values(**recording))
+    migrate(url)
+    with engine.connect() as conn:
+        row = conn.execute(select(recordings.c.item_id, recordings.c.response_id,
+                                  recordings.c.story_id)).one()
+    assert tuple(row) == ("v-001", None, None)
+    command.downgrade(alembic_config(url), "0006")
+    with engine.connect() as conn:
+        assert conn.execute(select(recordings.c.item_id)).scalars().all() == ["v-001"]
+    migrate(url)

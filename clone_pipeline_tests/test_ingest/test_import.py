@@ -23,8 +23,8 @@ def test_import_persona_with_audio(settings, persona, write_export):
     summary = import_export(path, settings)
     assert summary.user_created
     assert summary.lists["responses"].inserted == 70
-    assert summary.lists["voice_recordings"].inserted == 4
-    assert summary.audio_files_copied == 4
+    assert summary.lists["voice_recordings"].inserted == 6  # 4 read passages, 2 told answers
+    assert summary.audio_files_copied == 6
     with session_scope(settings.database_url) as s:
         rec = s.scalars(select(VoiceRecording).order_by(VoiceRecording.item_id)).first()
         stored = settings.home / rec.file_path
@@ -73,6 +73,27 @@ def test_text_is_stored_as_given_after_nfc(sqlite_settings, persona, write_expor
         answer = s.scalar(select(Response.answer).where(Response.item_id == "r-001"))
     assert answer == "Caf\u00e9 <b>bold</b> '; DROP TABLE users; --"
     assert _count(sqlite_settings, User) == 1
+
+
+def test_recordings_keep_the_answer_or_story_they_tell(settings, persona, write_export):
+    import_export(write_export(persona(), audio_from="margaret-ellis"), settings)
+    with session_scope(settings.database_url) as s:
+        links = {r.item_id: (r.response_id, r.story_id, r.extra)
+                 for r in s.scalars(select(VoiceRecording))}
+    assert links["v-005"] == ("r-004", None, {})  # a column, not an unknown field
+    assert links["v-006"] == (None, "s-002", {})
+    assert links["v-001"] == (None, None, {})  # a read passage tells neither
+
+
+def test_an_export_written_before_spoken_answers_still_imports(sqlite_settings, persona,
+                                                               write_export):
+    doc = persona()
+    doc["voice_recordings"] = [r for r in doc["voice_recordings"]
+                               if "response_id" not in r and "story_id" not in r]
+    summary = import_export(write_export(doc, audio_from="margaret-ellis"), sqlite_settings)
+    assert summary.lists["voice_recordings"].inserted == 4
+    with session_scope(sqlite_settings.database_url) as s:
+        assert s.scalars(select(VoiceRecording.response_id)).all() == [None] * 4
 
 
 # ----------------------------------------------------------------- bad input
@@ -208,8 +229,26 @@ def test_size_limits_are_clear_errors(sqlite_settings, persona, write_export, mo
     path = write_export(persona(), audio_from="margaret-ellis")
     monkeypatch.setattr(importer, "MAX_AUDIO_BYTES", 1000)  # stands in for 200 MB
     err = _rejected(sqlite_settings, path)
-    assert len(err.problems) == 4 and "the limit is 200 MB" in err.problems[0].message
+    assert len(err.problems) == 6 and "the limit is 200 MB" in err.problems[0].message
     monkeypatch.setattr(importer, "MAX_JSON_BYTES", 1000)  # stands in for 500 MB
     err = _rejected(sqlite_settings, path)
     assert "the limit is 500 MB" in err.problems[0].message
     assert _count(sqlite_settings, User) == 0
+
+
+def test_a_recording_of_an_answer_not_in_the_export_is_refused_with_its_pointer(
+        settings, persona, write_export):
+    doc = persona()
+    doc["voice_recordings"][4]["response_id"] = "r-999"
+    doc["voice_recordings"][5]["response_id"] = "r-001"  # beside its story_id
+    doc["voice_recordings"][0]["story_id"] = "has spaces!"
+    err = _rejected(settings, write_export(doc, audio_from="margaret-ellis"))
+    messages = {p.where: p.message for p in err.problems}
+    dangling = messages["/voice_recordings/4/response_id"]
+    assert dangling.startswith("no item of /responses in this export has this id")
+    assert "add that item to the export, or leave response_id out" in dangling
+    assert "r-999" not in str(err)
+    assert "not both" in messages["/voice_recordings/5/story_id"]
+    assert messages["/voice_recordings/0/story_id"].startswith("must be 1 to 128 characters")
+    assert len(err.problems) == 3  # the badly formed id is named once, by the schema
+    assert _count(settings, User) == 0

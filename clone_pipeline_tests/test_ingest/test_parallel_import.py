@@ -37,7 +37,7 @@ def test_parallel_imports_of_one_new_user_both_succeed_and_keep_audio(settings, 
     with session_scope(settings.database_url) as session:
         assert session.scalar(select(User).where(User.external_id == "race-0")) is not None
         recordings = session.scalars(select(VoiceRecording)).all()
-    assert len(recordings) == 4 * TRIALS
+    assert len(recordings) == 6 * TRIALS
     missing = [r.file_path for r in recordings if not (settings.home / r.file_path).is_file()]
     assert missing == []
 
