@@ -1,7 +1,10 @@
-"""Render the demo personas' read passages with espeak-ng (run once; the audio is committed).
+"""Render the demo personas' recordings with espeak-ng: their read passages and the answers
+and stories they tell aloud (run once per new recording; the audio is committed).
 
-Each persona reads with its own espeak-ng voice, pitch and speed, so their voice profiles
-differ measurably. Needs the Debian packages espeak-ng and sox:
+Each persona speaks with its own espeak-ng voice, pitch and speed, so their voice profiles
+differ measurably. Only recordings whose file is missing are rendered (`--all` renders every
+one again), so adding a recording to an export leaves the committed audio as it is. Needs the
+Debian packages espeak-ng and sox:
 
     apt-get install espeak-ng sox
     python -m clone_pipeline.demo.generate_audio
@@ -41,7 +44,9 @@ def render(text: str, voice: str, pitch: int, speed: int, target: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.parse_args(argv)
+    parser.add_argument("--all", action="store_true",
+                        help="render every recording again, not only the missing ones")
+    args = parser.parse_args(argv)
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed: apt-get install espeak-ng sox")
@@ -49,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
         doc = json.loads((folder / "export.json").read_text(encoding="utf-8"))
         voice, pitch, speed = VOICES[doc["user"]["external_id"]]
         for rec in doc.get("voice_recordings", []):
+            if (folder / rec["file"]).exists() and not args.all:
+                continue
             render(rec["text"], voice, pitch, speed, folder / rec["file"])
             print(f"{folder.name}: {rec['file']}")
 

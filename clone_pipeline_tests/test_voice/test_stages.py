@@ -54,7 +54,7 @@ def test_profile_and_integration_are_stored_with_their_figures(settings):
 
     timings = json.loads((settings.home / stages["voice_text_alignment"]["word_timings_path"])
                          .read_text())
-    assert set(timings) == {"v-001", "v-002", "v-003", "v-004"}
+    assert set(timings) == {"v-001", "v-002", "v-003", "v-004", "v-005", "v-006"}
     assert timings["v-001"][0]["word"] == "When"
     for fmt in FORMATS:
         rows = (settings.home / stages["integrated_data"]["files"][fmt]).read_text().splitlines()
