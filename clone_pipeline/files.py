@@ -25,7 +25,7 @@ from clone_pipeline.settings import Settings
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 # The per-user folders under the data root, each <root>/<kind>/<user id>.
-USER_FOLDER_KINDS = ("datasets", "audio", "adapters", "voice", "memory")
+USER_FOLDER_KINDS = ("datasets", "audio", "adapters", "voice", "memory", "facts")
 
 
 class UnsafePathError(ValueError):
@@ -58,6 +58,16 @@ def user_folders(settings: Settings, external_id: str) -> list[Path]:
 def relative_to_root(settings: Settings, path: Path) -> str:
     """How the domain tables record a file: its path under the data root."""
     return path.resolve().relative_to(settings.home).as_posix()
+
+
+def data_file(settings: Settings, relative: str) -> Path:
+    """The file a domain table records as *relative* (see relative_to_root), checked to be
+    inside the data root, so a row can never make a reader open anything outside it."""
+    root = settings.home.resolve()
+    path = (root / relative).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise UnsafePathError(f"{relative!r} is not a file under the data root {root}")
+    return path
 
 
 @contextmanager

@@ -7,7 +7,13 @@ import sys
 
 import pytest
 
-from clone_pipeline.files import UnsafePathError, atomic_path, check_id, user_folder
+from clone_pipeline.files import (
+    UnsafePathError,
+    atomic_path,
+    check_id,
+    data_file,
+    user_folder,
+)
 from clone_pipeline.ingest.schema import ID_PATTERN
 from clone_pipeline.settings import load_settings
 
@@ -28,6 +34,15 @@ def test_a_user_folder_is_exactly_one_level_inside_its_kind(tmp_path):
     folder = user_folder(settings, "datasets", "margaret-ellis")
     assert folder == (tmp_path / "datasets" / "margaret-ellis").resolve()
     assert check_id("walter.okafor_2") == "walter.okafor_2"
+
+
+@pytest.mark.parametrize("recorded", ["../outside.wav", "/etc/passwd", "audio/../..", "."])
+def test_a_recorded_path_that_leaves_the_data_root_is_refused(tmp_path, recorded):
+    settings = load_settings({"CLONE_HOME": str(tmp_path / "home")})
+    with pytest.raises(UnsafePathError):
+        data_file(settings, recorded)
+    inside = data_file(settings, "audio/margaret-ellis/ab.flac")
+    assert inside == (tmp_path / "home" / "audio" / "margaret-ellis" / "ab.flac").resolve()
 
 
 def test_atomic_path_leaves_the_old_content_when_writing_fails(tmp_path):

@@ -47,13 +47,22 @@ class Grounding:
                 + "\n".join(lines))
 
     def sources(self) -> list[dict]:
-        """What a reply names as its sources (the chat completion's ``sources`` field)."""
-        return [{"kind": h.passage.source, "id": h.passage.item_id, "passage": h.passage.id,
-                 "title": h.passage.title, "score": round(h.relevance, 3)}
-                for h in self.memories]
+        """What a reply names as its sources (the chat completion's ``sources`` field); a
+        passage she recorded herself telling adds ``recording``: its id and the seconds
+        (``start_s``, ``end_s``) that say the passage."""
+        return [_source(h) for h in self.memories]
 
     def passage_ids(self) -> list[str]:
         return [h.passage.id for h in self.memories]
+
+
+def _source(hit: Hit) -> dict:
+    p = hit.passage
+    found = {"kind": p.source, "id": p.item_id, "passage": p.id, "title": p.title,
+             "score": round(hit.relevance, 3)}
+    if p.recording_id is not None:
+        found["recording"] = {"id": p.recording_id, "start_s": p.start_s, "end_s": p.end_s}
+    return found
 
 
 def _label(hit: Hit) -> str:
