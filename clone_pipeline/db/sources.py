@@ -59,6 +59,12 @@ def recordings(session: Session, user_id: uuid.UUID) -> list[VoiceRecording]:
                                 .order_by(VoiceRecording.item_id)))
 
 
+def recording(session: Session, user_id: uuid.UUID, item_id: str) -> VoiceRecording | None:
+    """The user's recording with export id *item_id* (ids are unique per user only)."""
+    return session.scalar(select(VoiceRecording).where(VoiceRecording.user_id == user_id,
+                                                       VoiceRecording.item_id == item_id))
+
+
 def referenced_audio(session: Session, paths: list[str]) -> set[str]:
     """Which of *paths* (relative to the data root) committed recordings point at."""
     return set(session.scalars(select(VoiceRecording.file_path)

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import anyio
 import httpx
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clone_pipeline.memory.grounding import ABSTAIN_REPLY, MEMORY_WORDS, Grounding, ground
 from clone_pipeline.services import deployments as deploys
+from clone_pipeline.services import recordings
 from clone_pipeline.services.engine import EngineHandle
 from clone_pipeline.services.memory import MemoryCache
 from clone_pipeline.services.tokens import Principal, authenticate
@@ -461,6 +463,34 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
             raise not_found(f"voice of {userId!r}")
         wav = await run_in_threadpool(_speak, settings, userId, text, emotion, voiceId)
         return Response(wav, media_type="audio/wav")
+
+    @app.get("/v1/recordings/{recording_id}/audio", tags=["voice"],
+             response_class=Response,
+             responses={200: {"content": {"audio/*": {}},
+                              "description": "the recording, or the asked seconds as WAV"}})
+    async def recording_audio(
+            recording_id: Annotated[str, PathParam(min_length=1, max_length=128)], who: Who,
+            start: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+            end: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None
+    ) -> Response:
+        """The person's own recording (a source's ``recording.id``), as imported; with
+        ``start`` and/or ``end`` (seconds), that part of it as WAV. Only the owner's tokens
+        may hear it: for any other token it does not exist (404)."""
+        found = await run_in_threadpool(recordings.owned_recording, settings, who.user_id,
+                                        recording_id)
+        if found is None:
+            raise not_found(f"recording {recording_id!r}")
+        private = {"Cache-Control": "private, no-store"}
+        if start is None and end is None:
+            return FileResponse(found.path, media_type=found.media_type, headers=private)
+        first = start or 0.0
+        if first >= found.duration_s:
+            raise ApiError(422, f"start: the recording is {found.duration_s:.2f} s long",
+                           "start")
+        if end is not None and end <= first:
+            raise ApiError(422, "end: must be after start", "end")
+        wav = await run_in_threadpool(recordings.recording_span, found, first, end)
+        return Response(wav, media_type="audio/wav", headers=private)
 
     @app.get("/", include_in_schema=False)
     @app.get("/chat", include_in_schema=False)
