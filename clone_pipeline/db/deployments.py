@@ -53,9 +53,9 @@ def interrupted(session: Session) -> list[ModelDeployment]:
 
 
 def resolve(session: Session, model: str, user_id: uuid.UUID | None
-            ) -> list[tuple[ModelDeployment, ModelVersion, str]]:
-    """Live deployments whose id or name is *model*, with version and owner's external id;
-    only *user_id*'s unless None (an admin)."""
+            ) -> list[tuple[ModelDeployment, ModelVersion, str, str]]:
+    """Live deployments whose id or name is *model*, with version and owner's external id and
+    display name; only *user_id*'s unless None (an admin)."""
     try:
         key: Any = uuid.UUID(model)
     except ValueError:
@@ -68,7 +68,7 @@ def resolve(session: Session, model: str, user_id: uuid.UUID | None
 @lru_cache(maxsize=4)
 def _resolve_query(by_id: bool, one_user: bool):
     """Built once per shape: the gateway resolves a deployment on every request."""
-    query = (select(ModelDeployment, ModelVersion, User.external_id)
+    query = (select(ModelDeployment, ModelVersion, User.external_id, User.display_name)
              .join(ModelVersion, ModelVersion.id == ModelDeployment.model_version_id)
              .join(User, User.id == ModelDeployment.user_id)
              .where(ModelDeployment.deleted_at.is_(None),

@@ -33,6 +33,12 @@ def external_id_of(session: Session, user_id: uuid.UUID) -> str:
     return session.get(User, user_id).external_id
 
 
+def names_of(session: Session, user_id: uuid.UUID) -> tuple[str, str]:
+    """(external id, display name) of the user *user_id*."""
+    user = session.get(User, user_id)
+    return user.external_id, user.display_name
+
+
 def all_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.external_id)))
 

@@ -65,6 +65,7 @@ class Deployment:
     error: str | None
     created_at: datetime
     updated_at: datetime
+    display_name: str  # the person, as the family calls them (the chat page names them so)
 
     @property
     def caching(self) -> bool:
@@ -80,12 +81,12 @@ class Deployment:
                 "updatedAt": self.updated_at.isoformat()}
 
 
-def _record(row, version, external_id: str) -> Deployment:
+def _record(row, version, external_id: str, display_name: str) -> Deployment:
     return Deployment(row.id, row.name, external_id, row.user_id, version.version, version.id,
                       version.base_model, row.inference_type, row.optimizations or {},
                       row.status, row.adapter_name, version.adapter_sha256,
                       (row.settings or {}).get("system_prompt", ""), row.error, row.created_at,
-                      row.updated_at)
+                      row.updated_at, display_name)
 
 
 def check_optimizations(requested: dict[str, Any] | None, engine: EngineHandle
@@ -252,7 +253,7 @@ def list_deployments(settings: Settings, principal: Principal | None = None,
             user_id = principal.user_id
         rows = deployments.live(session, user_id)
         return [_record(r, training.get_version(session, r.model_version_id),
-                        users.external_id_of(session, r.user_id)) for r in rows]
+                        *users.names_of(session, r.user_id)) for r in rows]
 
 
 def get_deployment(settings: Settings, deployment_id: uuid.UUID | str,
@@ -328,7 +329,8 @@ def delete_deployment(settings: Settings, engine: EngineHandle | None,
         engine.unload(current.adapter_name)
     with session_scope(settings.database_url) as session:
         row = deployments.get(session, current.id)
-        return _record(row, training.get_version(session, row.model_version_id), current.user)
+        return _record(row, training.get_version(session, row.model_version_id), current.user,
+                       current.display_name)
 
 
 def restore_deployments(settings: Settings, engine: EngineHandle,

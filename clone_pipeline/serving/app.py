@@ -418,7 +418,8 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
         found = await run_in_threadpool(deploys.list_deployments, settings, who)
         return {"object": "list", "data": [
             {"id": d.name, "object": "model", "created": int(d.created_at.timestamp()),
-             "owned_by": d.user, "deployment_id": str(d.id), "status": d.status,
+             "owned_by": d.user, "display_name": d.display_name,
+             "deployment_id": str(d.id), "status": d.status,
              "model_version": d.model_version} for d in found if d.status == "active"]}
 
     @app.post("/v1/chat/completions", tags=["openai"])

@@ -1,6 +1,8 @@
 """The chat page in a real browser (Debian's Chromium, driven by Playwright) against a real
-gateway and engine: sign in, pick a deployment, streamed replies, a reply in the owner's voice.
-CHAT_SCREENSHOT=path writes a screenshot of the page mid-conversation (docs/chat-page.png)."""
+gateway and engine: sign in, pick a deployment, streamed replies, a reply in a synthetic voice
+like the owner's, where a reply came from and her own recording of telling it (for her
+family's token only). CHAT_SCREENSHOT=path writes a screenshot of the page mid-conversation
+(docs/chat-page.png)."""
 
 from __future__ import annotations
 
@@ -12,18 +14,24 @@ from pathlib import Path
 
 import pytest
 
+from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.db import users
 from clone_pipeline.db.models import VoiceProfile
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.statuses import VoiceProfileStatus
+from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.files import relative_to_root, user_folder, write_json
 from clone_pipeline.services import deployments, tokens
+from clone_pipeline.services.datasets import collect_user_data
+from clone_pipeline.services.ingest import import_export
+from clone_pipeline.services.memory import build_memory
 from clone_pipeline.voice.analysis import Recording, analyse_recordings
 
 pytestmark = pytest.mark.slow
 
 REPLY_WAIT_MS = 120_000  # a reply from vLLM on two CPU cores
 ASSISTANT = ".message[data-role=assistant]"
+SYNTHETIC = "Play this reply in a synthetic voice modelled on {}'s"
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +121,8 @@ def test_signed_in_user_chats_with_streamed_replies_and_hears_them_in_the_owners
     model = page.get_by_label("Deployment", exact=True)
     page.locator("#model option").first.wait_for(state="attached")
     assert page.locator("#model option").all_inner_texts() == [
-        f"{deployment.name} ({owner}, version 1)"]
+        f"Person 0 ({deployment.name}, version 1)"]  # the person by name, then the model
+    assert "model trained on Person 0's own words" in page.locator("#notice").inner_text()
     assert model.input_value() == deployment.name
     assert token not in page.url
     assert page.evaluate("Object.values(sessionStorage)") == [token]
@@ -125,7 +134,8 @@ def test_signed_in_user_chats_with_streamed_replies_and_hears_them_in_the_owners
     assert page.locator("#error").inner_text() == ""
 
     # No voice profile yet: the play button says so and nothing plays.
-    play = first.get_by_role("button", name=f"Play this reply in {owner}'s voice")
+    play = first.get_by_role("button", name=SYNTHETIC.format("Person 0"))
+    assert play.inner_text() == "Play in their voice (synthetic)"
     play.click()
     problem = first.locator(".voice-error")
     problem.and_(page.locator(":not(:empty)")).wait_for()
@@ -141,7 +151,7 @@ def test_signed_in_user_chats_with_streamed_replies_and_hears_them_in_the_owners
                        {"role": "user", "content": "What did you do this morning?"}]
 
     _arctic_profile(settings, owner)
-    second.get_by_role("button", name=f"Play this reply in {owner}'s voice").click()
+    second.get_by_role("button", name=SYNTHETIC.format("Person 0")).click()
     page.wait_for_function("""(index) => {
         const audio = document.querySelectorAll(".message[data-role=assistant] audio")[index];
         return audio.src.startsWith("blob:") && audio.duration > 0;
@@ -169,3 +179,54 @@ def test_wrong_token_shows_the_error_and_lists_nothing(chat):
     assert page.get_by_label("Message", exact=True).is_disabled()
     assert page.get_by_label("API token", exact=True).is_visible()  # still signed out
     assert page.evaluate("sessionStorage.length") == 0
+
+
+def _remembers_telling_it(settings, owner: str, write_export) -> dict:
+    """*owner* becomes Margaret Ellis with one answer she also recorded aloud (the demo's
+    v-005), collected and indexed the way the pipeline does it; returns that answer."""
+    demo = json.loads((PERSONAS_DIR / "margaret-ellis" / "export.json").read_text())
+    answer = next(r for r in demo["responses"] if r["id"] == "r-004")
+    told = next(v for v in demo["voice_recordings"] if v["id"] == "v-005")
+    export = write_export({"format": "clone-pipeline/user-export", "version": 1,
+                           "user": {"external_id": owner, "display_name": "Margaret Ellis"},
+                           "responses": [answer], "voice_recordings": [told]},
+                          audio_from="margaret-ellis")
+    import_export(export, settings)
+    collect_user_data(settings, owner, CollectOptions())
+    assert build_memory(settings, owner).recorded == 1
+    return answer
+
+
+def test_a_reply_says_where_it_came_from_and_plays_her_own_telling_to_her_family_only(
+        chat, serving_root, write_export):
+    settings, owner, deployment, token, page = chat
+    answer = _remembers_telling_it(settings, owner, write_export)
+    page.get_by_label("Max reply tokens", exact=True).fill("8")
+    _sign_in(page, token)
+    page.locator("#model option").first.wait_for(state="attached")
+    notice = page.locator("#notice").inner_text()
+    assert "model trained on Margaret Ellis's own words, not by Margaret Ellis" in notice
+
+    reply, _ = _send(page, "Who was your best friend when you were growing up?")
+    assert reply.locator(".who").text_content() == "Margaret Ellis (model)"
+    source = reply.locator(".sources .source").first
+    assert source.locator("span").first.inner_text() == \
+        f"Margaret Ellis's answer to \u201c{answer['question']}\u201d"
+
+    with page.expect_response("**/v1/recordings/v-005/audio*") as fetched:
+        source.get_by_role("button", name="Hear Margaret Ellis tell it").click()
+    assert fetched.value.status == 200
+    assert fetched.value.headers["content-type"].startswith("audio/")
+    page.wait_for_function("""() => {
+        const audio = document.querySelector(".message .sources audio");
+        return audio.src.startsWith("blob:") && audio.duration > 5;
+    }""", timeout=30_000)  # her 10.6 s recording, not a synthetic reading of the reply
+    assert reply.locator(".recording-error").inner_text() == ""
+    synthetic = reply.get_by_role("button", name=SYNTHETIC.format("Margaret Ellis"))
+    assert synthetic.inner_text() == "Play in their voice (synthetic)"  # still offered
+
+    # Another family's token, from the same page: the recording does not exist for them.
+    other = tokens.create_token(settings, serving_root.users[1])[0]
+    status = page.evaluate("""async (other) => (await fetch("/v1/recordings/v-005/audio",
+        {headers: {Authorization: "Bearer " + other}})).status""", other)
+    assert status == 404
