@@ -475,16 +475,16 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
             end: Annotated[float | None, Query(gt=0, allow_inf_nan=False)] = None
     ) -> Response:
         """The person's own recording (a source's ``recording.id``), as imported; with
-        ``start`` and/or ``end`` (seconds), that part of it as WAV. Only the owner's tokens
-        may hear it: for any other token it does not exist (404)."""
+        ``start`` and/or ``end`` (seconds) that cut it, that part of it as WAV. Only the
+        owner's tokens may hear it: for any other token it does not exist (404)."""
         found = await run_in_threadpool(recordings.owned_recording, settings, who.user_id,
                                         recording_id)
         if found is None:
             raise not_found(f"recording {recording_id!r}")
         private = {"Cache-Control": "private, no-store"}
-        if start is None and end is None:
-            return FileResponse(found.path, media_type=found.media_type, headers=private)
         first = start or 0.0
+        if first == 0 and (end is None or end >= found.duration_s):  # all of it, as it was
+            return FileResponse(found.path, media_type=found.media_type, headers=private)
         if first >= found.duration_s:
             raise ApiError(422, f"start: the recording is {found.duration_s:.2f} s long",
                            "start")

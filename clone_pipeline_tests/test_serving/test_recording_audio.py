@@ -50,6 +50,9 @@ def test_the_owner_hears_her_recording_as_it_was_imported(gateway):
     assert reply.headers["content-type"] == "audio/flac"
     assert reply.headers["cache-control"] == "private, no-store"
     assert reply.content == TOLD.read_bytes()
+    # a source's span that is the whole recording (start 0, its duration) is the file too
+    whole = _get(url, tokens[OWNER], "/v1/recordings/v-005/audio", start=0, end=10.586)
+    assert whole.headers["content-type"] == "audio/flac" and whole.content == reply.content
 
 
 def test_the_seconds_of_a_passage_are_cut_as_wav(gateway):
