@@ -8,7 +8,11 @@ import re
 import numpy as np
 
 from clone_pipeline.data.collect import CollectOptions
+from clone_pipeline.db import users, voice
+from clone_pipeline.db.session import session_scope
+from clone_pipeline.db.statuses import VoiceIntegrationStatus
 from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.files import relative_to_root, user_folder, write_json
 from clone_pipeline.memory.grounding import Grounding
 from clone_pipeline.memory.index import Hit
 from clone_pipeline.memory.passages import Passage, Telling, WordTime, link_recordings
@@ -91,13 +95,43 @@ def test_sources_carry_the_recording_only_when_there_is_one():
     assert "recording" not in sources[1]
 
 
+def _flat(texts: list[str]) -> np.ndarray:  # the links, not the search, matter here
+    return np.ones((len(texts), 384), np.float32) / np.sqrt(384)
+
+
 def test_the_demo_answers_she_told_aloud_are_linked_in_her_memory(sqlite_settings):
     settings = sqlite_settings
     import_export(PERSONAS_DIR / "margaret-ellis", settings)
     collect_user_data(settings, "margaret-ellis", CollectOptions())
-    built = build_memory(settings, "margaret-ellis", embed=lambda texts: np.ones(
-        (len(texts), 384), np.float32) / np.sqrt(384))  # the links, not the search, matter
+    built = build_memory(settings, "margaret-ellis", embed=_flat)
     assert built.recorded == 2
     told = {p.id: (p.recording_id, p.start_s) for p in load_memory(settings, "margaret-ellis")
             .passages if p.recording_id}
     assert told == {"responses:r-004#0": ("v-005", 0.0), "life_stories:s-002#0": ("v-006", 0.0)}
+
+
+def test_a_memory_build_takes_the_seconds_from_voice_alignments_word_timings(
+        sqlite_settings, persona, write_export):
+    """A recording that says more than the answer it is linked to: once voice_alignment has
+    timed its words, the passage plays only the seconds that say the answer's words."""
+    settings, user = sqlite_settings, "margaret-ellis"
+    doc = persona()
+    told = next(r for r in doc["voice_recordings"] if r["id"] == "v-005")
+    told["text"] = "Brenda Harker, from three doors down. Oh, we had such fun, the two of us."
+    import_export(write_export(doc, audio_from=user), settings)
+    collect_user_data(settings, user, CollectOptions())
+    timings = write_json(user_folder(settings, "voice", user) / "integration-x" /
+                         "word_timings.json",
+                         {"v-005": [{"word": told["text"][w.char_start:w.char_end],
+                                     "start": w.start_s, "end": w.end_s,
+                                     "char_start": w.char_start, "char_end": w.char_end,
+                                     "syllables": 1} for w in _timed(told["text"])]})
+    with session_scope(settings.database_url) as session:
+        voice.add_integration(session, user_id=users.user_id_of(session, user),
+                              status=VoiceIntegrationStatus.PASSED, stages={
+                                  "voice_text_alignment": {
+                                      "word_timings_path": relative_to_root(settings, timings)}})
+    build_memory(settings, user, embed=_flat)
+    answer = next(p for p in load_memory(settings, user).passages if p.item_id == "r-004")
+    # "Brenda Harker from three doors down": words 0-5, the last ending at 2.9 s
+    assert (answer.recording_id, answer.start_s, answer.end_s) == ("v-005", 0.0, 3.05)
