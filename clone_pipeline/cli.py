@@ -282,6 +282,28 @@ def _readiness_table(rows: list[dict], with_sizes: bool = False) -> Table:
     return table
 
 
+@main.command()
+@click.argument("external_id")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def facts(external_id: str, path: Path) -> None:
+    """Keep PATH as the person's fact sheet: held-out questions about her life (with the
+    words a right answer contains) and about things she never told, which model_evaluation
+    asks every version (README, 'Fidelity'). Never trained on."""
+    from clone_pipeline.memory.fidelity import FactSheetError
+    from clone_pipeline.services.fidelity import store_fact_sheet
+    from clone_pipeline.services.users import require_user
+
+    settings = _settings()
+    _ensure_ready(settings)
+    require_user(settings, external_id)
+    try:
+        sheet = store_fact_sheet(settings, external_id, path)
+    except FactSheetError as exc:
+        raise click.ClickException(str(exc)) from None
+    console.print(f"{external_id}: {len(sheet.told)} told and {len(sheet.never_told)} "
+                  f"never-told questions kept; the next model_evaluation measures them")
+
+
 @main.command(name="remove-user")
 @click.argument("external_id")
 @click.option("--yes", is_flag=True, help="Do it without asking.")
@@ -386,6 +408,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
     from clone_pipeline.demo import persona_dirs
     from clone_pipeline.orchestration.launch import run_job_for_user
     from clone_pipeline.services.evaluation import cross_perplexity, latest_evaluation
+    from clone_pipeline.services.fidelity import store_fact_sheet
     from clone_pipeline.services.ingest import import_export
     from clone_pipeline.services.users import overview
     from clone_pipeline.services.voice import latest_voice
@@ -404,6 +427,8 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
             if not skip_import:
                 progress.update(task, description=f"importing {folder.name}")
                 import_export(folder, settings)
+                if (folder / "facts.json").is_file():
+                    store_fact_sheet(settings, folder.name, folder / "facts.json")
                 progress.advance(task)
             progress.update(task, description=f"data_only for {folder.name}")
             outcomes[folder.name] = run_job_for_user(instance, "data_only", folder.name,
@@ -424,6 +449,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                 _print_outcome(name, outcome)
         evaluations = {name: latest_evaluation(settings, name) for name in ready}
         console.print(_evaluation_table(evaluations))
+        console.print(_fidelity_table(evaluations))
         if len(ready) > 1:
             with console.status("each adapter on every person's held-out answers"):
                 cross = cross_perplexity(settings, ready)
@@ -576,6 +602,32 @@ def _cross_table(names: list[str], cross: dict[tuple[str, str], float]) -> Table
         table.add_row(adapter, *(f"{cross[adapter, answers]:.1f}"
                                  if (adapter, answers) in cross else "-" for answers in names))
     return table
+
+
+def _fidelity_table(evaluations: dict[str, dict | None]) -> Table:
+    from clone_pipeline.memory.fidelity import CONFIGURATIONS
+
+    table = Table(title="Fidelity on each person's fact sheet (held-out questions; greedy)",
+                  caption="fact recall: told questions answered with the expected words; "
+                          "honest: never-told questions declined rather than invented")
+    table.add_column("user")
+    table.add_column("questions")
+    for name in CONFIGURATIONS:
+        table.add_column(f"{name}\nrecall / honest")
+    for name, e in evaluations.items():
+        fidelity = (e or {}).get("fidelity")
+        if not fidelity:
+            table.add_row(name, "no fact sheet", *["-"] * len(CONFIGURATIONS))
+            continue
+        scores = fidelity["scores"]
+        table.add_row(name, f"{fidelity['told']} / {fidelity['never_told']}", *(
+            f"{_share(scores[c]['fact_recall'])} / {_share(scores[c]['honest_abstention'])}"
+            if c in scores else "unavailable" for c in CONFIGURATIONS))
+    return table
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _evaluation_table(evaluations: dict[str, dict | None]) -> Table:

@@ -112,3 +112,19 @@ def test_grounding_keeps_relevant_passages_in_budget_and_abstains_only_about_her
     assert not ground(index, [{"role": "user", "content": "Hello!"}]).abstain
     assert asks_about_her("Where did you grow up?")
     assert not asks_about_her("How are you?") and not asks_about_her("Thanks, Grandma!")
+
+
+def test_training_examples_get_the_memories_the_gateway_would_give_but_never_their_own():
+    from clone_pipeline.data.examples import Example
+    from clone_pipeline.data.formats import render
+    from clone_pipeline.memory.grounding import add_memories
+
+    index, _ = MemoryIndex.build(PASSAGES)
+    own = Example("responses:r1", "responses", "What was your first job?", "The bakery.")
+    other = Example("responses:r9", "responses", "Where did you work as a girl?", "A shop.")
+    assert add_memories(index, [own, other]) == 1
+    assert own.context is None  # its own answer is what it is taught; nothing else fits
+    assert "Hartley's" in other.context  # another question's memories are there to use
+    [system, user, _] = render("conversational", other, "You are Nan.")["messages"]
+    assert system["content"].startswith("You are Nan.\n\nThings you have told your family")
+    assert user["content"] == other.prompt

@@ -19,6 +19,9 @@ class Example:
     # The held-out split groups examples by this key (the normalised question), so the same
     # question never sits in both train and eval.
     group: str = ""
+    # Memories retrieved for the prompt (never its own answer), read after the system prompt
+    # as the gateway gives them at inference; None when formatted without memories.
+    context: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -23,6 +23,10 @@ _SENTENCE_END = (".", "!", "?", "…", ".\"", "!\"", "?\"")
 class FormatOptions:
     formats: tuple[str, ...] = FORMATS
     include_system_prompts: bool = True
+    # Each example sees the memories retrieved for its question (never its own answer), as
+    # the gateway gives them, so the adapter learns to answer from them (issue 23's payoff
+    # is measured in benchmarks/memory_training.py).
+    with_memories: bool = True
     max_length: int = 2048  # tokens of the configured tokenizer, whole record
     eval_fraction: float = 0.1
     seed: int = 0
@@ -110,9 +114,11 @@ def format_examples(examples: list[Example], system: str | None, tokenizer,
     system = system if options.include_system_prompts else None
     overhead = {fmt: _overhead(tokenizer, fmt, system) for fmt in options.formats}
     worst = max(overhead.values())
-    unique_prompts = list(dict.fromkeys(e.prompt for e in examples))  # questions repeat
+    # A prompt's tokens include its memories (an upper bound: counted apart from the system).
+    prompts = [f"{e.context}\n\n{e.prompt}" if e.context else e.prompt for e in examples]
+    unique_prompts = list(dict.fromkeys(prompts))  # questions repeat
     prompt_tokens = dict(zip(unique_prompts, _lengths(tokenizer, unique_prompts), strict=True))
-    prompt_len = [prompt_tokens[e.prompt] for e in examples]
+    prompt_len = [prompt_tokens[p] for p in prompts]
     answer_len = _lengths(tokenizer, [e.answer for e in examples])
     kept, lengths, truncated, dropped = [], [], 0, 0
     for example, p_len, a_len in zip(examples, prompt_len, answer_len, strict=True):

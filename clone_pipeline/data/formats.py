@@ -19,6 +19,7 @@ _LLAMA_HEADER = "<|start_header_id|>{role}<|end_header_id|>\n\n"
 
 
 def messages(example: Example, system: str | None) -> list[dict[str, str]]:
+    system = with_context(system, example)
     out = [{"role": "system", "content": system}] if system else []
     return out + [{"role": "user", "content": example.prompt},
                   {"role": "assistant", "content": example.answer}]
@@ -36,9 +37,16 @@ def llama3_text(msgs: list[dict[str, str]]) -> str:
 _SHAREGPT_ROLE = {"system": "system", "user": "human", "assistant": "gpt"}
 
 
+def with_context(system: str | None, example: Example) -> str | None:
+    """The system text an example is trained with: the persona's prompt, then the memories
+    retrieved for it (as the gateway puts them)."""
+    return "\n\n".join(p for p in (system, example.context) if p) or None
+
+
 def render(fmt: str, example: Example, system: str | None) -> dict[str, Any]:
     """One JSON record of *fmt* for *example*; *system* is None when system prompts are off."""
     msgs = messages(example, system)
+    system = with_context(system, example)
     if fmt == "conversational":
         return {"id": example.id, "source": example.source, "category": example.category,
                 "emotional_tone": example.emotional_tone, "messages": msgs}

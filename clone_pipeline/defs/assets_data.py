@@ -83,7 +83,8 @@ def collected_training_data(context: dg.AssetExecutionContext, config: CollectCo
     partitions_def=users,
     group_name="data",
     kinds={"python"},
-    deps=[collected_training_data],
+    # memory_index (by key: its module imports this one) gives each example its memories.
+    deps=[collected_training_data, dg.AssetKey("memory_index")],
     check_specs=[per_user_check(
         "schema", asset="formatted_datasets", blocking=True,
         description="Every record of every file matches its format's schema, and every "
@@ -121,6 +122,7 @@ def formatted_datasets(context: dg.AssetExecutionContext, config: FormatConfig,
             "train_examples": result.train_examples,
             "eval_examples": result.eval_examples,
             "eval_questions": result.eval_questions,
+            "with_memories": result.with_memories,
             "truncated": result.truncated,
             "dropped_too_long": result.dropped,
             "formats": table(["format", "train", "eval", "median tokens", "max tokens"], rows),

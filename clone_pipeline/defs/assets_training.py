@@ -15,9 +15,10 @@ import dagster as dg
 from clone_pipeline.control.queues import gpu_count, processes_per_run
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
+from clone_pipeline.defs.assets_memory import memory_index
 from clone_pipeline.defs.assets_voice import voice_alignment
 from clone_pipeline.defs.executors import GPU_TAGS
-from clone_pipeline.defs.metadata import inline_svg
+from clone_pipeline.defs.metadata import inline_svg, table
 from clone_pipeline.defs.partitions import per_user_check, users
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunConfig
@@ -235,6 +236,16 @@ def upstream_materialization(context: dg.AssetExecutionContext, key: dg.AssetKey
     return records.records[0].asset_materialization if records.records else None
 
 
+def fidelity_metadata(fidelity) -> dict:
+    """The fidelity table (fact recall and honest abstention per configuration), or why
+    there is none."""
+    if fidelity is None:
+        return {"fidelity": "no fact sheet for this person (clone-pipeline facts USER FILE)"}
+    rows = [[name, s.fact_recall, s.honest_abstention] for name, s in fidelity.scores.items()]
+    return {"fidelity": table(["configuration", "fact recall", "honest abstention"], rows),
+            "fact_sheet_questions": f"{fidelity.told} told, {fidelity.never_told} never told"}
+
+
 DIRECTION = ("perplexity and style distance: lower is better; persona similarity and "
              "coherence: higher is better; the control_ figures are the same against the "
              "neutral control, which the adapter should be further from than from the person")
@@ -244,7 +255,7 @@ DIRECTION = ("perplexity and style distance: lower is better; persona similarity
     partitions_def=users,
     group_name="training",
     kinds={"pytorch"},
-    deps=[trained_adapter],
+    deps=[trained_adapter, memory_index],  # fidelity is measured with her memories too
     pool="gpu",
     op_tags=GPU_TAGS,
     check_specs=[per_user_check(
@@ -253,7 +264,8 @@ DIRECTION = ("perplexity and style distance: lower is better; persona similarity
                     "deployment waits for this.")],
     description="The adapter that trained_adapter produced, judged on held-out questions: "
                 "perplexity against its base (lower is better), persona similarity and "
-                "style against a neutral control, coherence, samples; promoted to the "
+                "style against a neutral control, coherence, samples, and fidelity on the "
+                "person's fact sheet (fact recall, honest abstention); promoted to the "
                 "user's current version only when it beats the current one on the same "
                 "held-out questions.",
 )
@@ -286,6 +298,7 @@ def model_evaluation(context: dg.AssetExecutionContext, config: EvaluationConfig
             "questions": report.questions,
             # Samples quote the person: kept in the data root, not in Dagster's event log.
             "samples": dg.MetadataValue.path(str(evaluated.samples_path)),
+            **fidelity_metadata(evaluated.fidelity),
         },
         check_results=[dg.AssetCheckResult(
             check_name="beats_base", passed=report.beats_base,

@@ -75,6 +75,11 @@ class FormatConfig(dg.Config):
                                             "casual.")
     include_system_prompts: bool = Field(
         default=core_default(FormatOptions, "include_system_prompts"))
+    with_memories: bool = Field(
+        default=core_default(FormatOptions, "with_memories"),
+        description="Give each example the memories retrieved for its question (never its "
+                    "own answer) after the system prompt, as the gateway does at inference; "
+                    "needs memory_index (without it, examples go without).")
     max_length: int = Field(default=core_default(FormatOptions, "max_length"), ge=64,
                             description="Maximum tokens per record, in the tokenizer below.")
     tokenizer: str = Field(default=DEFAULT_BASE_MODEL,
@@ -92,8 +97,9 @@ class FormatConfig(dg.Config):
     def options(self) -> FormatOptions:
         return FormatOptions(formats=tuple(self.formats),
                              include_system_prompts=self.include_system_prompts,
-                             max_length=self.max_length, eval_fraction=self.eval_fraction,
-                             seed=self.seed, workers=self.workers)
+                             with_memories=self.with_memories, max_length=self.max_length,
+                             eval_fraction=self.eval_fraction, seed=self.seed,
+                             workers=self.workers)
 
 
 class VoiceIntegrationConfig(dg.Config):

@@ -4,6 +4,7 @@ import dagster as dg
 
 from clone_pipeline.defs.assets_data import collected_training_data, formatted_datasets
 from clone_pipeline.defs.assets_maintenance import housekeeping_report
+from clone_pipeline.defs.assets_memory import memory_index
 from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
@@ -11,14 +12,16 @@ from clone_pipeline.services.workflows import STAGES
 from clone_pipeline.training.config import PRESETS
 
 # The workflow's stages are these assets, in this order (services.workflows names them).
-WORKFLOW_ASSETS = (collected_training_data, formatted_datasets, voice_profile, voice_alignment,
-                   trained_adapter, model_evaluation, deployment)
+WORKFLOW_ASSETS = (collected_training_data, memory_index, formatted_datasets, voice_profile,
+                   voice_alignment, trained_adapter, model_evaluation, deployment)
 assert [a.key.to_user_string() for a in WORKFLOW_ASSETS] == list(STAGES)
 
 data_only = dg.define_asset_job(
     "data_only",
-    selection=dg.AssetSelection.assets(collected_training_data, formatted_datasets),
-    description="Collect, clean, assess and format one user's material.",
+    selection=dg.AssetSelection.assets(collected_training_data, memory_index,
+                                       formatted_datasets),
+    description="Collect, clean, assess and format one user's material, and index her "
+                "memories.",
 )
 
 complete_workflow = dg.define_asset_job(

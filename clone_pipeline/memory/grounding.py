@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from clone_pipeline.data.examples import Example
 from clone_pipeline.memory.index import Hit, MemoryIndex
 
 # Measured on Margaret's questions (benchmarks/abstention.py): asked in other words than she
@@ -39,12 +40,15 @@ class Grounding:
 
     def system_prompt(self, base: str) -> str:
         """*base* (the person's system prompt) with the memories after it."""
+        return "\n\n".join(part for part in (base, self.memory_block()) if part)
+
+    def memory_block(self) -> str:
+        """The memories as the model reads them (training adds the same block), or ""."""
         if not self.memories:
-            return base
+            return ""
         lines = [f"- ({_label(h)}) {h.passage.text}" for h in self.memories]
-        return (f"{base}\n\nThings you have told your family, in your own words. Answer from "
-                f"them when they fit; do not make up other facts about your life:\n"
-                + "\n".join(lines))
+        return ("Things you have told your family, in your own words. Answer from them when "
+                "they fit; do not make up other facts about your life:\n" + "\n".join(lines))
 
     def sources(self) -> list[dict]:
         """What a reply names as its sources (the chat completion's ``sources`` field); a
@@ -78,13 +82,18 @@ def asks_about_her(question: str) -> bool:
 
 
 def ground(index: MemoryIndex, messages: list[dict], threshold: float = RELEVANCE_THRESHOLD,
-           k: int = TOP_K, budget_words: int = MEMORY_WORDS) -> Grounding:
-    """The memories for the conversation's last user message, or an abstention."""
+           k: int = TOP_K, budget_words: int = MEMORY_WORDS,
+           leave_out: str | None = None) -> Grounding:
+    """The memories for the conversation's last user message, or an abstention. Training
+    leaves out the example's own item (*leave_out*, ``<source>:<item id>``), so the model
+    learns to use memories rather than to copy the answer it is being taught."""
     question = next((m.get("content") or "" for m in reversed(messages)
                      if m.get("role") == "user"), "")
     if not isinstance(question, str) or not question.strip():
         return Grounding(searched=True)
-    hits = [h for h in index.search(question, k=k) if h.relevance >= threshold]
+    found = index.search(question, k=k + (k if leave_out else 0))
+    hits = [h for h in found if h.relevance >= threshold
+            and f"{h.passage.source}:{h.passage.item_id}" != leave_out][:k]
     kept, words = [], 0
     for hit in sorted(hits, key=lambda h: -h.relevance):
         size = len(hit.passage.text.split())
@@ -93,3 +102,15 @@ def ground(index: MemoryIndex, messages: list[dict], threshold: float = RELEVANC
         kept.append(hit)
         words += size
     return Grounding(kept, abstain=not kept and asks_about_her(question), searched=True)
+
+
+def add_memories(index: MemoryIndex, examples: list[Example]) -> int:
+    """Give each training example the memories the gateway would retrieve for its question,
+    its own item left out; how many examples got any."""
+    given = 0
+    for example in examples:
+        block = ground(index, [{"role": "user", "content": example.prompt}],
+                       leave_out=example.id).memory_block()
+        example.context = block or None
+        given += bool(block)
+    return given

@@ -17,6 +17,8 @@ from clone_pipeline.data.store import read_jsonl, write_jsonl
 from clone_pipeline.db import datasets, sources, users
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.files import relative_to_root, user_folder
+from clone_pipeline.memory.grounding import add_memories
+from clone_pipeline.services.memory import load_memory
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.base_models import load_tokenizer
 
@@ -55,6 +57,7 @@ class FormattedDataset:
     train_examples: int
     eval_examples: int
     eval_questions: int
+    with_memories: int = 0  # examples that were given retrieved memories
 
 
 def source_material(settings: Settings, external_id: str) -> SourceMaterial:
@@ -126,6 +129,8 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
         raise NotReadyError(readiness_verdict(external_id, False,
                                               dataset.readiness.get("reasons", [])))
     examples = [Example.from_dict(r) for r in read_jsonl(settings.home / dataset.path)]
+    index = load_memory(settings, external_id) if options.with_memories else None
+    with_memories = add_memories(index, examples) if index is not None else 0
     formatted = format_examples(examples, system, tokenizer, options)
     folder = (user_folder(settings, "datasets", external_id) / "formatted"
               / f"v{dataset.version:04d}-{template_style}")
@@ -146,7 +151,8 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
     return FormattedDataset(
         dataset.id, dataset.version, folder, tokenizer_name, template_style, rows,
         formatted.truncated, formatted.dropped, len(formatted.train_examples),
-        len(formatted.eval_examples), len({e.group for e in formatted.eval_examples}))
+        len(formatted.eval_examples), len({e.group for e in formatted.eval_examples}),
+        with_memories)
 
 
 def produced_by_run(settings: Settings, dagster_run_id: str) -> dict[str, Any]:

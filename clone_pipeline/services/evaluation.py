@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
+from clone_pipeline.data.formats import record_messages
 from clone_pipeline.data.store import read_jsonl
 from clone_pipeline.db import datasets, training, users
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.files import write_json
+from clone_pipeline.memory.fidelity import FidelityReport
+from clone_pipeline.services.fidelity import load_fact_sheet, measure_version
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.evaluation import (
@@ -38,6 +41,7 @@ class EvaluatedVersion:
     control: ControlSource
     control_texts: int
     samples_path: Path  # sample answers (they quote the person: kept in the data root)
+    fidelity: FidelityReport | None = None  # on the person's fact sheet, when they have one
 
 
 def evaluate_version(settings: Settings, version_id: uuid.UUID,
@@ -49,6 +53,7 @@ def evaluate_version(settings: Settings, version_id: uuid.UUID,
         version = training.get_version(session, version_id)
         if version is None:
             raise PreflightError(f"no model version {version_id}")
+        external_id = users.external_id_of(session, version.user_id)
         run = training.get_run(session, version.training_run_id)
         config = TrainConfig.from_dict(run.config)
         formatted = datasets.latest_formatted(session, run.dataset_id, config.train_format)
@@ -70,16 +75,33 @@ def evaluate_version(settings: Settings, version_id: uuid.UUID,
     report = evaluate_adapter(run.base_model, version.adapter_path, settings.models_dir,
                               eval_records, control_texts, config.train_format,
                               config.context_length, max_questions)
+    fidelity = _fidelity(settings, external_id, run.base_model, version.adapter_path,
+                         eval_records, config.train_format)
     samples = write_json(Path(version.adapter_path).parent
-                         / f"evaluation-samples-v{version.version}.json", report.samples)
+                         / f"evaluation-samples-v{version.version}.json",
+                         {"held_out": report.samples,
+                          "fact_sheet": fidelity.samples if fidelity else []})
     heldout = {"heldout": heldout_key(eval_records, config.train_format, config.context_length),
                "heldout_file": formatted.eval_path, "format": config.train_format,
                "context_length": config.context_length}
     with session_scope(settings.database_url) as session:
-        training.store_evaluation(session, version_id,
-                                  {**report.as_dict(), "control": str(control), **heldout})
+        training.store_evaluation(session, version_id, {
+            **report.as_dict(), "control": str(control), **heldout,
+            "fidelity": fidelity.as_dict() if fidelity else None})
     return EvaluatedVersion(version.id, version.version, report, control, len(control_texts),
-                            samples)
+                            samples, fidelity)
+
+
+def _fidelity(settings: Settings, external_id: str, base_model: str, adapter_path: str,
+              eval_records: list[dict], fmt: str) -> FidelityReport | None:
+    """The version's fidelity on the person's fact sheet, with the system prompt it was
+    trained with; None when the person has no fact sheet."""
+    sheet = load_fact_sheet(settings, external_id)
+    if sheet is None:
+        return None
+    system = next((m["content"] for m in record_messages(fmt, eval_records[0])
+                   if m["role"] == "system"), "")
+    return measure_version(settings, external_id, sheet, base_model, adapter_path, system)
 
 
 def _other_users_datasets(session, user_id: uuid.UUID) -> list[str]:

@@ -25,6 +25,7 @@ from clone_pipeline.settings import Settings
 # people see.
 STAGES = {
     "collected_training_data": "Data collection & processing",
+    "memory_index": "Memories (retrieval index)",
     "formatted_datasets": "Training data formatting",
     "voice_profile": "Voice analysis",
     "voice_alignment": "Voice-text alignment",

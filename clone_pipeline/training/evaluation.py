@@ -126,9 +126,10 @@ def generate(model, tokenizer, messages: list[dict], max_new_tokens: int = 80,
 
 @torch.no_grad()
 def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_tokens: int = 80,
-                   seed: int = 0) -> list[str]:
-    """Sampled answers to *conversations*, in one left-padded batch: one decode loop for all
-    of them, which on a CPU costs little more than one answer."""
+                   seed: int = 0, greedy: bool = False) -> list[str]:
+    """Answers to *conversations*, in one left-padded batch: one decode loop for all of them,
+    which on a CPU costs little more than one answer. Sampled, or *greedy* with the
+    repetition penalty the demo serves with (1.1), for figures that do not depend on luck."""
     if not conversations:
         return []
     texts = [tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
@@ -140,8 +141,10 @@ def generate_batch(model, tokenizer, conversations: list[list[dict]], max_new_to
         tokenizer.padding_side = side
     prompt = {k: v.to(next(model.parameters()).device) for k, v in prompt.items()}
     torch.manual_seed(seed)
-    out = model.generate(**prompt, max_new_tokens=max_new_tokens, do_sample=True,
-                         temperature=0.7, top_p=0.9, pad_token_id=tokenizer.pad_token_id)
+    decoding = ({"do_sample": False, "repetition_penalty": 1.1} if greedy else
+                {"do_sample": True, "temperature": 0.7, "top_p": 0.9})
+    out = model.generate(**prompt, max_new_tokens=max_new_tokens,
+                         pad_token_id=tokenizer.pad_token_id, **decoding)
     width = prompt["input_ids"].shape[1]
     return [tokenizer.decode(row[width:], skip_special_tokens=True).strip() for row in out]
 
@@ -202,7 +205,7 @@ def heldout_key(eval_records: list[dict], fmt: str, context_length: int) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def _load_adapter(base_model: str, adapter_path: str, models_dir: Path):
+def load_adapter(base_model: str, adapter_path: str, models_dir: Path):
     """The base (local files only) with the adapter on top, and the adapter's tokenizer."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -219,7 +222,7 @@ def evaluate_adapter(base_model: str, adapter_path: str, models_dir: Path,
                      eval_records: list[dict], control_texts: list[str], fmt: str,
                      context_length: int, max_questions: int = 12) -> EvaluationReport:
     """Load the base (local files only) with the adapter on top and evaluate it."""
-    model, tokenizer = _load_adapter(base_model, adapter_path, models_dir)
+    model, tokenizer = load_adapter(base_model, adapter_path, models_dir)
     own = [record_messages(fmt, r)[-1]["content"] for r in eval_records]
     return evaluate(model, tokenizer, eval_records, own, control_texts, fmt, context_length,
                     max_questions)
@@ -228,5 +231,5 @@ def evaluate_adapter(base_model: str, adapter_path: str, models_dir: Path,
 def adapter_perplexity(base_model: str, adapter_path: str, models_dir: Path,
                        eval_records: list[dict], fmt: str, context_length: int) -> float:
     """The adapter's held-out answer perplexity alone (to compare it on other questions)."""
-    model, tokenizer = _load_adapter(base_model, adapter_path, models_dir)
+    model, tokenizer = load_adapter(base_model, adapter_path, models_dir)
     return round(answer_perplexity(model, tokenizer, fmt, eval_records, context_length), 3)
