@@ -100,11 +100,11 @@ def test_grounding_keeps_relevant_passages_in_budget_and_abstains_only_about_her
     ]
     index, _ = MemoryIndex.build(passages)
     ask = [{"role": "user", "content": "Tell me about your job at the bakery."}]
-    both = ground(index, ask)
+    both = ground(index, ask, threshold=0.3)  # a low bar: the budget is what this checks
     assert {h.passage.item_id for h in both.memories} == {"r1", "s1"} and not both.abstain
     assert "Hartley's bakery" in both.system_prompt("You are Margaret.")
     assert both.system_prompt("You are Margaret.").startswith("You are Margaret.")
-    tight = ground(index, ask, budget_words=40)  # the long story no longer fits
+    tight = ground(index, ask, threshold=0.3, budget_words=40)  # the story no longer fits
     assert [h.passage.item_id for h in tight.memories] == ["r1"]
 
     never = ground(index, [{"role": "user", "content": "Did you ever sail to Iceland?"}])

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from clone_pipeline.data.examples import Example
 from clone_pipeline.memory.index import Hit, MemoryIndex
 
-# Measured on Margaret's questions (benchmarks/abstention.py): asked in other words than she
-# was, 14 of 15 have a passage at 0.35 or more; about things she never mentioned, 11 of 15
-# have none. One of the three thresholds with the best balanced accuracy (0.833), and the one
-# that meets both aims of issue 23 there (recall 0.8, abstention 0.7).
-RELEVANCE_THRESHOLD = 0.35
+# Measured on Margaret's tuning questions (benchmarks/abstention.py: 15 asked in other words
+# than she was, 15 about things she never mentioned), as the best relevance among the passages
+# grounding would give: 0.46 keeps 14 of 15 and refuses 14 of 15, the best balanced accuracy
+# (0.933). It was 0.35 while BM25 voted at full weight, so the passages given were often
+# not the most similar. The demo fact sheets, written apart from these, measure it (README).
+RELEVANCE_THRESHOLD = 0.46
 TOP_K = 4
 MEMORY_WORDS = 320  # about 450 tokens: room for the persona and a reply in 1,024
 ABSTAIN_REPLY = "I don't think I ever told you about that."

@@ -16,6 +16,7 @@ from clone_pipeline.defs.metadata import UI_INLINE_MARKDOWN
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.services.fidelity import store_fact_sheet
 from clone_pipeline.services.ingest import import_export
 
 TRAIN = {"max_steps": 6, "batch_size": 4, "context_length": 512, "learning_rate": 3e-3,
@@ -27,10 +28,13 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
     import_persona("margaret-ellis")  # another family: must not be the evaluation's control
     assert run_job_for_user(instance, "data_only", "margaret-ellis").success
     import_persona("walter-okafor")
+    store_fact_sheet(env_settings, "walter-okafor",
+                     PERSONAS_DIR / "walter-okafor" / "facts.json")
     outcome = run_job_for_user(instance, "complete_workflow", "walter-okafor",
                                {"ops": {"trained_adapter": {"config": TRAIN}}})
     assert outcome.success, outcome.error
-    assert {"trained_adapter", "model_evaluation"} <= set(outcome.materialized)
+    assert {"memory_index", "trained_adapter", "model_evaluation"} <= \
+        set(outcome.materialized)
     assert not outcome.failed_checks  # beats_base passed
 
     with session_scope(env_settings.database_url) as s:
@@ -54,6 +58,14 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
         assert -1 <= evaluation["persona_similarity"] <= 1
         assert version.promoted_at is not None  # the first version that beats its base
         assert version.promotion_note.startswith("auto: promoted v1: first version")
+        # fidelity on his fact sheet: four configurations; with memories, questions about
+        # what he never told get the gateway's abstention without reaching the model
+        fidelity = evaluation["fidelity"]
+        assert list(fidelity["scores"]) == ["base", "base+memories", "adapter",
+                                            "adapter+memories"]
+        assert fidelity["told"] == 15 and fidelity["never_told"] == 10
+        assert fidelity["scores"]["adapter+memories"]["abstained"] >= 4
+        assert fidelity["scores"]["adapter+memories"]["honest_abstention"] >= 0.4
 
     observations = instance.fetch_observations(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey("trained_adapter"),
@@ -85,6 +97,7 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
         "walter-okafor"
     assert verdict["verdict"].value.startswith("promoted v1: first version that beats its base")
     assert "perplexity and style distance: lower is better" in verdict["direction"].value
+    assert "| adapter+memories |" in verdict["fidelity"].value
 
 
 def test_preflight_refuses_a_user_who_is_not_ready(env_settings, instance, import_persona):

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from clone_pipeline.memory.grounding import ABSTAIN_REPLY
+from clone_pipeline.memory.grounding import ABSTAIN_REPLY, RELEVANCE_THRESHOLD
 from clone_pipeline.memory.index import MemoryIndex
 from clone_pipeline.services import deployments, tokens
 from clone_pipeline.services.memory import memory_folder
@@ -33,6 +33,8 @@ def grounded(serving_root, engine, gateway_factory):
         found[user] = (dep, tokens.create_token(settings, user)[0])
     return url, found[remembering], found[forgetful]
 
+ORCHARD = "Tell me about picking apples in the orchard."
+
 
 def _chat(url, token, model, content, **extra):
     return httpx.post(f"{url}/v1/chat/completions", timeout=60,
@@ -48,7 +50,7 @@ def test_a_reply_names_the_memories_it_was_given(grounded):
     sources = reply.json()["sources"]
     assert sources[0] == {"kind": "responses", "id": "r1", "passage": "responses:r1#0",
                           "title": "What was your first job?", "score": sources[0]["score"]}
-    assert all(s["score"] >= 0.35 for s in sources)
+    assert all(s["score"] >= RELEVANCE_THRESHOLD for s in sources)
 
     # the official client reads the same reply; the extension field is there for those
     # who look
@@ -66,7 +68,7 @@ def test_a_stream_ends_with_a_sources_chunk_the_openai_client_skips(grounded):
                       headers={"Authorization": f"Bearer {token}"},
                       json={"model": dep.name, "max_tokens": 8, "stream": True,
                             "messages": [{"role": "user",
-                                          "content": "Tell me about the orchard."}]}) as r:
+                                          "content": ORCHARD}]}) as r:
         lines = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "[DONE]" and lines.count("[DONE]") == 1
     last = json.loads(lines[-2])
@@ -76,7 +78,7 @@ def test_a_stream_ends_with_a_sources_chunk_the_openai_client_skips(grounded):
     text = "".join(chunk.choices[0].delta.content or "" for chunk in
                    client.chat.completions.create(
                        model=dep.name, max_tokens=8, stream=True,
-                       messages=[{"role": "user", "content": "Tell me about the orchard."}])
+                       messages=[{"role": "user", "content": ORCHARD}])
                    if chunk.choices)
     assert text
 
