@@ -483,7 +483,7 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
     """Deploy the evaluated personas and print one answer from each, through the HTTP API."""
     from clone_pipeline.engine.client import EngineError
     from clone_pipeline.engine.process import EngineNotInstalledError
-    from clone_pipeline.orchestration.serving_demo import QUESTION, deploy_and_ask
+    from clone_pipeline.orchestration.serving_demo import deploy_and_ask
 
     try:
         with console.status("serving") as status:
@@ -492,11 +492,11 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
     except (EngineError, EngineNotInstalledError) as exc:
         console.print(f"[red]serving failed:[/red] {escape(str(exc))}")
         return
-    table = Table(title=f"Served through the gateway (POST /v1/chat/completions): "
-                        f"\"{QUESTION}\"", caption=f"greedy with repetition penalty 1.1, 200 "
-                  f"tokens at most; base model {DEFAULT_BASE_MODEL}")
+    table = Table(title="Served through the gateway (POST /v1/chat/completions)",
+                  caption=f"greedy with repetition penalty 1.1, 200 tokens at most; base model "
+                          f"{DEFAULT_BASE_MODEL}")
     table.add_column("user", no_wrap=True, min_width=14)
-    table.add_column("deployment")
+    table.add_column("question")
     table.add_column("the clone (base + their adapter + their memories)")
     table.add_column("the base alone, same system prompt")
     for s in served:
@@ -504,7 +504,8 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
         if s.sources:
             answer += "\n[dim]sources: " + escape("; ".join(
                 f"{src['kind']} '{src['title']}' ({src['score']:.2f})" for src in s.sources))
-        table.add_row(s.user, s.deployment or "-", answer, escape(s.base_answer or "-"))
+        table.add_row(f"{s.user}\n{s.deployment or '-'}", escape(s.question), answer,
+                      escape(s.base_answer or "-"))
     console.print(table)
     console.print("Keep them running with the chat page at http://127.0.0.1:8000/ (make serve), "
                   "then make a token: clone-pipeline token create margaret-ellis")

@@ -1,9 +1,9 @@
-"""The demo's last act: serve the evaluated personas and ask each one question over HTTP.
+"""The demo's last act: serve the evaluated personas and ask each a few questions over HTTP.
 
 It starts the engine (recorded for this data root, so the Dagster `deployment` asset finds
 it), deploys each persona through the `deploy_evaluated` job, starts the gateway on a free
-loopback port, asks each deployment one question through the OpenAI-compatible API with a
-short-lived token, and stops everything again (`make serve` keeps it running).
+loopback port, asks each deployment the same few questions through the OpenAI-compatible
+API with a short-lived token, and stops everything again (`make serve` keeps it running).
 """
 
 from __future__ import annotations
@@ -28,7 +28,11 @@ from clone_pipeline.serving.app import create_app
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 
-QUESTION = "What did you love most about your childhood?"
+# One about her life in general, one whose answer is a fact she told (in other words than
+# she was asked), one about something she never mentioned (the honest answer is to say so).
+QUESTIONS = ("What did you love most about your childhood?",
+             "Who was your best friend when you were young?",
+             "What instrument did you play in the orchestra?")
 # Greedy, so the demo's answers repeat from run to run, with vLLM's mild repetition penalty
 # (a 135M model's greedy answer can loop) and room for an answer of a person's length.
 ANSWER_SAMPLING = {"max_tokens": 200, "repetition_penalty": 1.1}
@@ -37,6 +41,7 @@ ANSWER_SAMPLING = {"max_tokens": 200, "repetition_penalty": 1.1}
 @dataclass
 class Served:
     user: str
+    question: str
     deployment: str | None
     answer: str | None
     problem: str | None = None
@@ -46,7 +51,8 @@ class Served:
 
 def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list[str],
                    run_config: dict, say: Callable[[str], None],
-                   question: str = QUESTION, base_model: str = DEFAULT_BASE_MODEL
+                   questions: tuple[str, ...] = QUESTIONS,
+                   base_model: str = DEFAULT_BASE_MODEL
                    ) -> list[Served]:
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
     for name in names:  # what grounds their answers (the memory_index asset's service)
@@ -61,13 +67,13 @@ def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list
         for name in names:
             say(f"deploy_evaluated for {name}")
             outcomes[name] = run_job_for_user(instance, "deploy_evaluated", name, run_config)
-        return _ask(settings, engine, names, outcomes, question)
+        return _ask(settings, engine, names, outcomes, questions)
     finally:
         state_file(settings).unlink(missing_ok=True)
         engine.stop()
 
 
-def _ask(settings, engine, names, outcomes, question) -> list[Served]:
+def _ask(settings, engine, names, outcomes, questions) -> list[Served]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings, handle_of(engine)),
                                            host="127.0.0.1", port=port, log_level="warning"))
@@ -84,27 +90,30 @@ def _ask(settings, engine, names, outcomes, question) -> list[Served]:
                 outcome = outcomes[name]
                 why = "; ".join(outcome.failed_checks.values()) or outcome.error or \
                     "not promoted by its evaluation"
-                served.append(Served(name, None, None, why))
+                served.append(Served(name, questions[0], None, None, why))
                 continue
             token, _ = create_token(settings, name, name="demo", expires_in_days=1)
-            response = httpx.post(
-                f"http://127.0.0.1:{port}/v1/chat/completions",
-                headers={"Authorization": f"Bearer {token}"}, timeout=120,
-                json={"model": active[-1].name, "temperature": 0, **ANSWER_SAMPLING,
-                      "messages": [{"role": "user", "content": question}]})
-            if response.status_code == 200:
-                body = response.json()
-                served.append(Served(name, active[-1].name,
-                                     body["choices"][0]["message"]["content"],
-                                     base_answer=_base_answer(engine, active[-1], question),
-                                     sources=body.get("sources") or []))
-            else:
-                served.append(Served(name, active[-1].name, None,
-                                     response.json()["error"]["message"]))
+            for question in questions:
+                served.append(_ask_one(port, token, engine, name, active[-1], question))
     finally:
         server.should_exit = True
         thread.join(timeout=30)
     return served
+
+
+def _ask_one(port: int, token: str, engine, name: str, deployment, question: str) -> Served:
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {token}"}, timeout=120,
+        json={"model": deployment.name, "temperature": 0, **ANSWER_SAMPLING,
+              "messages": [{"role": "user", "content": question}]})
+    if response.status_code != 200:
+        return Served(name, question, deployment.name, None,
+                      response.json()["error"]["message"])
+    body = response.json()
+    return Served(name, question, deployment.name, body["choices"][0]["message"]["content"],
+                  base_answer=_base_answer(engine, deployment, question),
+                  sources=body.get("sources") or [])
 
 
 def _base_answer(engine, deployment, question: str) -> str:
