@@ -339,9 +339,11 @@ def _sse_error(message: str, kind: str) -> str:
     return f"data: {json.dumps({'error': {'message': message, 'type': kind}})}\n\n"
 
 
-def abstention(model: str, stream: bool) -> Response:
+def abstention(model: str, stream: bool, include_usage: bool = False) -> Response:
     """The clone's honest answer when nothing she told them is relevant: a completion (or a
-    stream of one chunk) saying so, with no sources, marked ``abstained``."""
+    stream of one chunk) saying so, with no sources, marked ``abstained``; no model ran, so
+    its usage (in the stream's usage chunk, when asked for) is zero."""
+    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     made = int(time.time())
     reply_id = f"chatcmpl-{uuid.uuid4().hex}"
     if not stream:
@@ -349,14 +351,14 @@ def abstention(model: str, stream: bool) -> Response:
             "id": reply_id, "object": "chat.completion", "created": made, "model": model,
             "choices": [{"index": 0, "finish_reason": "stop", "message": {
                 "role": "assistant", "content": ABSTAIN_REPLY}}],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-            "sources": [], "abstained": True})
+            "usage": usage, "sources": [], "abstained": True})
     base = {"id": reply_id, "object": "chat.completion.chunk", "created": made, "model": model}
     chunks = [
         {**base, "choices": [{"index": 0, "delta": {"role": "assistant",
                                                     "content": ABSTAIN_REPLY},
                               "finish_reason": None}]},
         {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        *([{**base, "choices": [], "usage": usage}] if include_usage else []),
         {**base, "choices": [], "sources": [], "abstained": True}]
     body = "".join(_sse(c) for c in chunks) + "data: [DONE]\n\n"
     return Response(body, media_type="text/event-stream",
@@ -431,11 +433,11 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
         async def send(dep: deploys.Deployment):
             messages = [m.model_dump() for m in body.messages]
             grounding = await run_in_threadpool(gw.grounding, dep, messages)
+            include = bool(body.stream_options and body.stream_options.include_usage)
             if grounding.abstain:  # she never told them: say so instead of inventing
-                return abstention(body.model, body.stream)
+                return abstention(body.model, body.stream, include)
             payload = gw.engine_payload(dep, messages, body.engine_fields(), grounding)
             if body.stream:
-                include = bool(body.stream_options and body.stream_options.include_usage)
                 return await gw.stream(dep, payload, body.model, include, request, grounding)
             return JSONResponse(await gw.complete(dep, payload, body.model, grounding))
 

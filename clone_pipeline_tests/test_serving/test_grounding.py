@@ -90,12 +90,16 @@ def test_what_she_never_told_is_answered_honestly_and_small_talk_is_not_refused(
     assert never["abstained"] is True and never["sources"] == []
     with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=60,
                       headers={"Authorization": f"Bearer {token}"},
-                      json={"model": dep.name, "stream": True, "messages": [
+                      json={"model": dep.name, "stream": True,
+                            "stream_options": {"include_usage": True}, "messages": [
                           {"role": "user", "content": "Did you ever fly a plane?"}]}) as r:
         chunks = [json.loads(line[6:]) for line in r.iter_lines()
                   if line.startswith("data: {")]
     assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks
                    if c["choices"]) == ABSTAIN_REPLY
+    # asked for usage, the stream has its usage chunk like any other: no model ran
+    assert [c["usage"] for c in chunks if "usage" in c] == [
+        {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}]
 
     hello = _chat(url, token, dep.name, "Hello!").json()
     assert "abstained" not in hello and hello["choices"][0]["message"]["content"] is not None
