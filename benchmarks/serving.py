@@ -117,25 +117,13 @@ def build_adapters(model_path: Path, folder: Path, count: int,
                    targets: str = TARGETS_DEFAULT) -> list[Path]:
     """*count* rank-16 LoRA adapters with random weights on *targets* (q, k, v, o as the
     tests make; "all-linear" as the trainer's default)."""
-    import torch
-    from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(model_path), LoraConfig(
-        r=RANK, lora_alpha=2 * RANK,
-        target_modules="all-linear" if targets == "all-linear" else targets.split(","),
-        init_lora_weights=False))
-    paths = []
-    for seed in range(count):
-        generator = torch.Generator().manual_seed(1000 + seed)
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                if "lora_" in name:
-                    bound = param.shape[1] ** -0.5 * (0.2 if "lora_B" in name else 1)
-                    param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
-        paths.append(folder / f"user{seed:02d}")
-        model.save_pretrained(paths[-1])
-    return paths
+    from clone_pipeline.training.random_adapters import save_random_adapters
+
+    return save_random_adapters(
+        AutoModelForCausalLM.from_pretrained(model_path), folder, count,
+        "all-linear" if targets == "all-linear" else targets.split(","))
 
 
 def parameters(model_path: Path) -> int:

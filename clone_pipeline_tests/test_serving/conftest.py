@@ -20,6 +20,7 @@ from clone_pipeline.services.engine import EngineHandle, handle_of
 from clone_pipeline.serving.app import create_app
 from clone_pipeline.serving.limits import Limits
 from clone_pipeline.settings import Settings, load_settings
+from clone_pipeline.training.random_adapters import save_random_adapters
 
 CANARY_PROMPT = "Tell me a little about yourself."
 CANARY_COUNT = 20
@@ -29,26 +30,10 @@ LORA_SCALE = 0.2  # of nn.Linear's init: changes the greedy answer, which still 
 @pytest.fixture(scope="session")
 def canary_adapters(local_tiny, tmp_path_factory) -> list[Path]:
     """CANARY_COUNT rank-16 LoRA adapters over local-tiny with random (scaled) weights."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
     model, _tokenizer, _path = local_tiny
-    folder = tmp_path_factory.mktemp("canaries")
-    peft_model = get_peft_model(model, LoraConfig(
-        r=16, lora_alpha=32, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
-        init_lora_weights=False))
-    paths = []
-    for seed in range(CANARY_COUNT):
-        generator = torch.Generator().manual_seed(1000 + seed)
-        with torch.no_grad():
-            for name, param in peft_model.named_parameters():
-                if "lora_" in name:  # uniform(+-1/sqrt(fan in)), B scaled down
-                    bound = param.shape[1] ** -0.5 * (LORA_SCALE if "lora_B" in name else 1)
-                    param.copy_((torch.rand(param.shape, generator=generator) * 2 - 1) * bound)
-        paths.append(folder / f"canary{seed:02d}")
-        peft_model.save_pretrained(paths[-1])
-    peft_model.unload()
-    return paths
+    return save_random_adapters(model, tmp_path_factory.mktemp("canaries"), CANARY_COUNT,
+                                ["q_proj", "k_proj", "v_proj", "o_proj"], LORA_SCALE,
+                                prefix="canary")
 
 
 @pytest.fixture(scope="session")
