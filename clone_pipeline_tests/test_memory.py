@@ -117,7 +117,7 @@ def test_grounding_keeps_relevant_passages_in_budget_and_abstains_only_about_her
 def test_training_examples_get_the_memories_the_gateway_would_give_but_never_their_own():
     from clone_pipeline.data.examples import Example
     from clone_pipeline.data.formats import render
-    from clone_pipeline.memory.grounding import add_memories
+    from clone_pipeline.memory.grounding import add_memories, persona_prompt
 
     index, _ = MemoryIndex.build(PASSAGES)
     own = Example("responses:r1", "responses", "What was your first job?", "The bakery.")
@@ -127,4 +127,6 @@ def test_training_examples_get_the_memories_the_gateway_would_give_but_never_the
     assert "Hartley's" in other.context  # another question's memories are there to use
     [system, user, _] = render("conversational", other, "You are Nan.")["messages"]
     assert system["content"].startswith("You are Nan.\n\nThings you have told your family")
+    # deployment and evaluation start from the persona's prompt, not this record's memories
+    assert persona_prompt(system["content"]) == "You are Nan."
     assert user["content"] == other.prompt

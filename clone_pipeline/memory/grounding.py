@@ -25,6 +25,8 @@ RELEVANCE_THRESHOLD = 0.46
 TOP_K = 4
 MEMORY_WORDS = 320  # about 450 tokens: room for the persona and a reply in 1,024
 ABSTAIN_REPLY = "I don't think I ever told you about that."
+MEMORY_HEADER = ("Things you have told your family, in your own words. Answer from them when "
+                 "they fit; do not make up other facts about your life:")
 # A question about her own life: it asks something of "you" (small talk such as "how are
 # you?" or a greeting is not a question about her past).
 _ABOUT_HER = re.compile(r"\b(?:you|your|yours|yourself)\b", re.IGNORECASE)
@@ -48,8 +50,7 @@ class Grounding:
         if not self.memories:
             return ""
         lines = [f"- ({_label(h)}) {h.passage.text}" for h in self.memories]
-        return ("Things you have told your family, in your own words. Answer from them when "
-                "they fit; do not make up other facts about your life:\n" + "\n".join(lines))
+        return MEMORY_HEADER + "\n" + "\n".join(lines)
 
     def sources(self) -> list[dict]:
         """What a reply names as its sources (the chat completion's ``sources`` field); a
@@ -76,6 +77,12 @@ def _label(hit: Hit) -> str:
     if hit.passage.source == "life_stories":
         return f'your story "{hit.passage.title}"'
     return f"your message: {hit.passage.title}"
+
+
+def persona_prompt(system: str) -> str:
+    """*system* without the memories a training record carries after it: the person's own
+    system prompt, which deployment and evaluation start from (they add their own)."""
+    return system.split("\n\n" + MEMORY_HEADER, 1)[0]
 
 
 def asks_about_her(question: str) -> bool:

@@ -23,6 +23,7 @@ from clone_pipeline.db import deployments, training, users
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.statuses import DeploymentStatus
 from clone_pipeline.engine.client import EngineError
+from clone_pipeline.memory.grounding import persona_prompt
 from clone_pipeline.services.engine import EngineHandle
 from clone_pipeline.services.tokens import Principal
 from clone_pipeline.settings import Settings
@@ -198,8 +199,8 @@ def _system_prompt(settings: Settings, version, user) -> str:
     if path is not None and path.is_file():
         for record in read_jsonl(path):
             for message in record_messages(evaluation["format"], record):
-                if message["role"] == "system":
-                    return message["content"]
+                if message["role"] == "system":  # without the record's own memories
+                    return persona_prompt(message["content"])
             break
     return system_prompt(user.display_name, user.persona or {}, user.birth_year,
                          "legacy_preservation")

@@ -13,6 +13,7 @@ from clone_pipeline.db import datasets, training, users
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.files import write_json
 from clone_pipeline.memory.fidelity import FidelityReport
+from clone_pipeline.memory.grounding import persona_prompt
 from clone_pipeline.services.fidelity import load_fact_sheet, measure_version
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.config import TrainConfig
@@ -99,7 +100,7 @@ def _fidelity(settings: Settings, external_id: str, base_model: str, adapter_pat
     sheet = load_fact_sheet(settings, external_id)
     if sheet is None:
         return None
-    system = next((m["content"] for m in record_messages(fmt, eval_records[0])
+    system = next((persona_prompt(m["content"]) for m in record_messages(fmt, eval_records[0])
                    if m["role"] == "system"), "")
     return measure_version(settings, external_id, sheet, base_model, adapter_path, system)
 
