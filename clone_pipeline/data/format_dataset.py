@@ -24,9 +24,10 @@ class FormatOptions:
     formats: tuple[str, ...] = FORMATS
     include_system_prompts: bool = True
     # Each example sees the memories retrieved for its question (never its own answer), as
-    # the gateway gives them, so the adapter learns to answer from them (issue 23's payoff
-    # is measured in benchmarks/memory_training.py).
-    with_memories: bool = True
+    # the gateway gives them, for the adapter to learn to answer from them. Off by default:
+    # benchmarks/memory_training.py found no payoff (Margaret's fact recall with memories
+    # 0.067 trained with them, 0.133 without) for prompts about three times longer.
+    with_memories: bool = False
     max_length: int = 2048  # tokens of the configured tokenizer, whole record
     eval_fraction: float = 0.1
     seed: int = 0
