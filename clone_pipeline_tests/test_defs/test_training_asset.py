@@ -61,8 +61,8 @@ def test_complete_workflow_trains_and_evaluates_an_adapter(env_settings, instanc
         # fidelity on his fact sheet: four configurations; with memories, questions about
         # what he never told get the gateway's abstention without reaching the model
         fidelity = evaluation["fidelity"]
-        assert list(fidelity["scores"]) == ["base", "base+memories", "adapter",
-                                            "adapter+memories"]
+        assert set(fidelity["scores"]) == {"base", "base+memories", "adapter",
+                                           "adapter+memories"}  # (PostgreSQL reorders keys)
         assert fidelity["told"] == 15 and fidelity["never_told"] == 10
         assert fidelity["scores"]["adapter+memories"]["abstained"] >= 4
         assert fidelity["scores"]["adapter+memories"]["honest_abstention"] >= 0.4

@@ -142,8 +142,8 @@ def test_operate_api_launches_through_the_queue_and_keeps_users_apart(
         assert first["status"] == "pending" and first["estimatedCompletion"] is None
         assert first["estimateBasis"].startswith("no estimate")
         assert [s["name"] for s in first["stages"]] == [
-            "collected_training_data", "formatted_datasets", "trained_adapter",
-            "model_evaluation"]
+            "collected_training_data", "memory_index", "formatted_datasets",
+            "trained_adapter", "model_evaluation"]
         assert http.get(f"/api/training/workflow?workflowId={first['workflowId']}",
                         headers=theirs).status_code == 404
         done = wait_for(lambda: (lambda w: w if w["status"] in ("completed", "failed")
