@@ -22,7 +22,6 @@ from clone_pipeline.net import free_port
 from clone_pipeline.orchestration.launch import RunOutcome, run_job_for_user
 from clone_pipeline.services.deployments import list_deployments, restore_deployments
 from clone_pipeline.services.engine import handle_of, spec_for, state_file
-from clone_pipeline.services.memory import build_memory
 from clone_pipeline.services.tokens import create_token
 from clone_pipeline.serving.app import create_app
 from clone_pipeline.settings import Settings
@@ -55,9 +54,6 @@ def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list
                    base_model: str = DEFAULT_BASE_MODEL
                    ) -> list[Served]:
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
-    for name in names:  # what grounds their answers (the memory_index asset's service)
-        say(f"memory index for {name}")
-        build_memory(settings, name)
     say(f"starting the engine (vLLM over {base_model}, about half a minute)")
     engine = start_engine(spec_for(settings, base_model), settings.serving_dir / "engine.log")
     write_state(state_file(settings), engine)

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from clone_pipeline.files import user_folder, write_json
-from clone_pipeline.memory.fidelity import FactSheet, FidelityReport, measure
+from clone_pipeline.memory.fidelity import FORMAT, FactSheet, FidelityReport, measure
 from clone_pipeline.services.memory import load_memory
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.evaluation import generate_batch, load_adapter
@@ -25,7 +25,7 @@ def store_fact_sheet(settings: Settings, external_id: str, source: Path) -> Fact
     """Check *source* and keep it as the person's fact sheet (replacing theirs, if any)."""
     sheet = FactSheet.load(source)
     write_json(fact_sheet_path(settings, external_id), {
-        "format": "clone-pipeline-fact-sheet", "version": 1, "user": external_id,
+        "format": FORMAT, "version": 1, "user": external_id,
         "told": [{"question": f.question, "expect": list(f.expect)} for f in sheet.told],
         "never_told": list(sheet.never_told)})
     return sheet
