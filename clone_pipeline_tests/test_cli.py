@@ -147,7 +147,7 @@ get_logger("transformers.modeling_utils").warning("Some weights were not initial
 def test_quiet_output_reaches_the_training_child_unless_verbose(verbose, monkeypatch):
     """The training child inherits the CLI's environment: library warnings, progress bars
     and advisory logs stay out of the tables unless --verbose."""
-    from clone_pipeline.cli import QUIET_ENV, QUIET_RUN
+    from clone_pipeline.cli.common import QUIET_ENV, QUIET_RUN
 
     for name in QUIET_ENV:  # also undoes, after the test, what the CLI sets in this process
         monkeypatch.delenv(name, raising=False)

@@ -1,31 +1,15 @@
-"""clone-pipeline commands for serving: serve, token, deploy, deployments, undeploy, chat.
-
-Registered on the main group by ``cli.py``; parsing and printing only, the work is in
-``services`` and ``serving``.
-"""
+"""clone-pipeline commands for serving: serve (engine and gateway), deploy, deployments,
+undeploy and chat."""
 
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 from rich.table import Table
 
+from clone_pipeline.cli.common import console, ready
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
-
-
-def _base():
-    """cli.py's helpers (settings, readiness, consoles); imported when a command runs,
-    since cli.py imports this module while it loads."""
-    from clone_pipeline import cli
-
-    return cli
-
-
-def register(main: click.Group) -> None:
-    for command in (serve, token, deploy, deployments, undeploy, chat):
-        main.add_command(command)
 
 
 def _engine(settings):
@@ -70,76 +54,13 @@ def serve(host: str, port: int, base_model: str, max_loras: int, kv_cache_gb: fl
     from clone_pipeline.engine.process import EngineNotInstalledError
     from clone_pipeline.serving.server import serve as run_server
 
-    settings = _base()._settings()
-    _base()._ensure_ready(settings, create=True)
+    settings = ready(create=True)
     try:
-        run_server(settings, host, port, base_model, say=_base().console.print,
+        run_server(settings, host, port, base_model, say=console.print,
                    max_loras=max_loras, kv_cache_gb=kv_cache_gb, quantization=quantization,
                    gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len)
     except (EngineError, EngineNotInstalledError, ValueError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-@click.group()
-def token() -> None:
-    """API tokens: create, list, revoke. A user token reaches only that user's deployments;
-    an admin token reaches all."""
-
-
-@token.command(name="create")
-@click.argument("external_id", required=False)
-@click.option("--admin", is_flag=True, help="An admin token (every user's deployments).")
-@click.option("--name", help="A label to recognise it by.")
-@click.option("--expires-days", type=float, help="Expire after this many days.")
-def token_create(external_id: str | None, admin: bool, name: str | None,
-                 expires_days: float | None) -> None:
-    """Create a token for EXTERNAL_ID (or --admin); it is printed once, keep it safe."""
-    from clone_pipeline.services.tokens import create_token
-
-    settings = _base()._settings()
-    _base()._ensure_ready(settings)
-    try:
-        secret, info = create_token(settings, external_id, admin, name, expires_days)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if sys.stdout.isatty():
-        who = "admin" if info.admin else info.user
-        _base().err_console.print(f"token {info.prefix} for {who} (shown once):")
-    click.echo(secret)
-
-
-@token.command(name="list")
-def token_list() -> None:
-    """Every token: prefix, owner, created, expiry, revoked."""
-    from clone_pipeline.services.tokens import list_tokens
-
-    settings = _base()._settings()
-    _base()._ensure_ready(settings)
-    table = Table(title="API tokens (only their prefixes are kept in view)")
-    for col in ("prefix", "name", "user", "admin", "created", "expires", "revoked"):
-        table.add_column(col)
-    for t in list_tokens(settings):
-        table.add_row(t.prefix, t.name, t.user or "-", "yes" if t.admin else "",
-                      f"{t.created_at:%Y-%m-%d %H:%M}",
-                      f"{t.expires_at:%Y-%m-%d %H:%M}" if t.expires_at else "-",
-                      f"{t.revoked_at:%Y-%m-%d %H:%M}" if t.revoked_at else "")
-    _base().console.print(table)
-
-
-@token.command(name="revoke")
-@click.argument("prefix_or_id")
-def token_revoke(prefix_or_id: str) -> None:
-    """Revoke a token by the prefix `token list` shows (or its id); refused from the next
-    request."""
-    from clone_pipeline.services.tokens import revoke_token
-
-    settings = _base()._settings()
-    _base()._ensure_ready(settings)
-    count = revoke_token(settings, prefix_or_id)
-    if not count:
-        raise click.ClickException(f"no active token {prefix_or_id!r} (see clone-pipeline "
-                                   f"token list)")
-    _base().console.print(f"revoked {count} token(s)")
 
 
 @click.command()
@@ -154,21 +75,20 @@ def deploy(external_id: str, version: int | None, name: str | None, inference_ty
     """Deploy EXTERNAL_ID's model version on the running engine, after a smoke check."""
     from clone_pipeline.services.deployments import deploy_model
 
-    settings = _base()._settings()
-    _base()._ensure_ready(settings)
+    settings = ready()
     try:
         wanted = json.loads(optimizations) if optimizations else None
     except ValueError as exc:
         raise click.ClickException(f"--optimizations is not JSON: {exc}") from exc
     try:
-        with _base().console.status("loading the adapter and checking a reply"):
+        with console.status("loading the adapter and checking a reply"):
             dep = deploy_model(settings, _engine(settings), external_id, version=version,
                                name=name, inference_type=inference_type,
                                optimizations=wanted)
     except _refusals() as exc:
         raise click.ClickException(str(exc)) from exc
-    _base().console.print(f"deployed {dep.name} ({dep.id}): {external_id} v{dep.model_version}, "
-                       f"{dep.status}", markup=False)
+    console.print(f"deployed {dep.name} ({dep.id}): {external_id} v{dep.model_version}, "
+                  f"{dep.status}", markup=False)
 
 
 @click.command()
@@ -178,8 +98,7 @@ def deployments(external_id: str | None, as_json: bool) -> None:
     """Live deployments (of one user, if given)."""
     from clone_pipeline.services.deployments import list_deployments
 
-    settings = _base()._settings()
-    _base()._ensure_ready(settings)
+    settings = ready()
     found = list_deployments(settings, external_id=external_id)
     if as_json:
         click.echo(json.dumps([d.public() for d in found], indent=2))
@@ -191,7 +110,7 @@ def deployments(external_id: str | None, as_json: bool) -> None:
         table.add_row(d.name, str(d.id), d.user, f"v{d.model_version}", d.inference_type,
                       d.status + (f": {d.error}" if d.error else ""),
                       f"{d.created_at:%Y-%m-%d %H:%M}")
-    _base().console.print(table)
+    console.print(table)
 
 
 @click.command()
@@ -202,13 +121,12 @@ def undeploy(deployment: str) -> None:
     from clone_pipeline.services.deployments import delete_deployment
     from clone_pipeline.services.engine import connect
 
-    settings = _base()._settings()
-    _base()._ensure_ready(settings)
+    settings = ready()
     try:
         dep = delete_deployment(settings, connect(settings), deployment)
     except _refusals() as exc:
         raise click.ClickException(str(exc)) from exc
-    _base().console.print(f"deleted {dep.name} ({dep.id})", markup=False)
+    console.print(f"deleted {dep.name} ({dep.id})", markup=False)
 
 
 @click.command()
@@ -242,3 +160,6 @@ def chat(message: str, url: str, model: str, api_token: str, max_tokens: int,
     except httpx.HTTPError as exc:
         raise click.ClickException(f"the gateway at {url} did not answer: {exc}") from exc
     click.echo()
+
+
+COMMANDS = (serve, deploy, deployments, undeploy, chat)
