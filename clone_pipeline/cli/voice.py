@@ -24,24 +24,17 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
     import numpy as np
     import soundfile as sf
 
-    from clone_pipeline.services.voice import latest_profile
+    from clone_pipeline.services.voice import NoVoiceProfileError, speak_as
     from clone_pipeline.voice.analysis import speaker_embedding
     from clone_pipeline.voice.audio_io import ANALYSIS_RATE, resample
-    from clone_pipeline.voice.synthesis import ProsodyTarget, synthesizer
 
     settings = ready()
-    found = latest_profile(settings, external_id)
-    if found is None:
-        raise click.ClickException(f"{external_id}: no usable voice profile; run the "
-                                   f"voice_integration job first")
-    profile = found.figures
     try:
-        target = ProsodyTarget.from_profile(profile, emotion)
-        engine = synthesizer(backend)
         with console.status("synthesising and matching the profile"):
-            speech = engine.synthesize(text, target)
-    except ValueError as exc:
+            speech, found = speak_as(settings, external_id, text, emotion, backend)
+    except (NoVoiceProfileError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
+    profile = found.figures
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(out), speech.audio, speech.sample_rate, subtype="PCM_16")
     report = speech.report()
@@ -51,11 +44,11 @@ def speak(external_id: str, text: str, emotion: str, out: Path, backend: str) ->
     console.print(f"wrote {out} ({report['duration_s']} s)")
     # The emotion moves the target away from the profile: label each figure for what it is.
     console.print(f"pitch {report['f0_hz']} Hz (target for {emotion} {report['target_f0_hz']} "
-                  f"Hz, profile median {target.f0_median_hz:.1f} Hz; error "
+                  f"Hz, profile median {profile.pitch.median_hz:.1f} Hz; error "
                   f"{report['pitch_error_pct']}%)")
     console.print(f"rate {report['rate_syll_s']} syll/s (target for {emotion} "
                   f"{report['target_rate_syll_s']}, profile "
-                  f"{target.speaking_rate_syll_s:.2f}; error {report['rate_error_pct']}%)")
+                  f"{profile.timing.speaking_rate_syll_s:.2f}; error {report['rate_error_pct']}%)")
     console.print(f"within tolerance of the target: {'yes' if speech.within_tolerance else 'no'}")
     if "speaker_similarity" in report:
         console.print(f"speaker similarity to the recordings (Resemblyzer cosine): "
