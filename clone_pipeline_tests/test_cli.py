@@ -117,6 +117,37 @@ def test_speak_writes_a_matched_reply(cli_env, tmp_path):
     assert "Traceback" not in unknown.stderr
 
 
+def test_queue_commands_create_change_and_delete_a_queue(tmp_path, models_dir, monkeypatch):
+    """The queue group end to end in-process (no webserver needed): each refusal is one line
+    that says what to do."""
+    for name, value in (("CLONE_HOME", tmp_path / "home"), ("DAGSTER_HOME", tmp_path / "dagster"),
+                        ("CLONE_MODELS_DIR", models_dir)):
+        monkeypatch.setenv(name, str(value))
+    for name in ("CLONE_DATABASE_URL", "DAGSTER_POSTGRES_URL"):
+        monkeypatch.delenv(name, raising=False)
+    cli = CliRunner()
+    assert cli.invoke(main, ["init"]).exit_code == 0
+    made = cli.invoke(main, ["queue", "create", "families", "--owner", "ann",
+                             "--max-concurrent", "2"])
+    assert made.exit_code == 0 and "families" in made.output and "3/2/1" in made.output
+    twice = cli.invoke(main, ["queue", "create", "families", "--owner", "ann"])
+    assert twice.exit_code == 1 and "exists already" in twice.output
+    bad = cli.invoke(main, ["queue", "create", "other", "--owner", "ann", "--weights", "high3"])
+    assert bad.exit_code == 2 and "write NAME=NUMBER" in bad.output
+    paused = cli.invoke(main, ["queue", "pause", "families"])
+    assert paused.exit_code == 0 and "paused" in paused.output
+    assert "applied to 0 queued or running run(s)" in paused.output
+    changed = cli.invoke(main, ["queue", "update", "families", "--weights",
+                                "high=5,medium=2,low=1"])
+    assert changed.exit_code == 0 and "5/2/1" in changed.output
+    shown = cli.invoke(main, ["queue", "show", "families"])
+    assert shown.exit_code == 0 and "no runs queued or running in it" in shown.output
+    assert cli.invoke(main, ["queue", "delete", "families"]).output == "deleted queue families\n"
+    assert "no queues yet" in cli.invoke(main, ["queue", "list"]).output
+    unknown = cli.invoke(main, ["queue", "show", "families"])
+    assert unknown.exit_code == 1 and "no training queue named 'families'" in unknown.output
+
+
 def test_unknown_job_and_profile_list_the_choices(cli_env):
     job = cli_env("run", "anyone", "--job", "train_everything")
     assert job.returncode == 1 and "Traceback" not in job.stderr
