@@ -27,8 +27,8 @@ from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
 from clone_pipeline.training.devices import lease_gpus, visible_devices
+from clone_pipeline.training.job import METRICS_MESSAGE, TrainingJob
 from clone_pipeline.training.parallel import training_command
-from clone_pipeline.training.pipes_main import METRICS_MESSAGE, RESULT_FILE
 from clone_pipeline.training.plots import loss_curve_png, loss_curve_svg
 from clone_pipeline.training.summary import TrainingSummary
 
@@ -54,14 +54,14 @@ def trained_adapter(context: dg.AssetExecutionContext, config: TrainingRunConfig
     inputs = runs.preflight(settings, context.partition_key, train_config,
                             config.min_free_disk_gb)
     context.log.info(f"memory pre-flight: the run {inputs.memory.describe()}")
-    voice = _voice_examples(context, settings, train_config)
+    voice_path, voice_repeats = _voice_examples(context, settings, train_config)
     run_id = runs.start_run(settings, inputs, train_config, context.run.run_id)
-    extras = {**voice, "config": train_config.as_dict(),
-              "train_path": str(inputs.train_path), "eval_path": str(inputs.eval_path),
-              "output_dir": str(inputs.output_dir), "models_dir": str(settings.models_dir),
-              "strategy": settings.train_strategy}
+    job = TrainingJob(config=train_config, train_path=inputs.train_path,
+                      eval_path=inputs.eval_path, output_dir=inputs.output_dir,
+                      models_dir=settings.models_dir, strategy=settings.train_strategy,
+                      voice_path=voice_path, voice_repeats=voice_repeats)
     try:
-        summary, history = _train_in_child(context, settings, run_id, extras)
+        summary, history = _train_in_child(context, settings, run_id, job)
     except dg.DagsterExecutionInterruptedError:
         runs.finish_run(settings, run_id, TrainingRunStatus.CANCELLED)
         raise
@@ -106,20 +106,21 @@ def _loss_caption(history: list[dict]) -> str:
             f"{', '.join(parts) or 'no steps reported'}. Full-size plot: loss_curve_path.")
 
 
-def _voice_examples(context, settings, train_config) -> dict:
-    """The voice-conditioned training file (and its repeats) when the config asks for it."""
+def _voice_examples(context, settings, train_config) -> tuple[Path | None, int]:
+    """The voice-conditioned training file and its repeats when the config asks for it."""
     if not train_config.include_voice_integration:
-        return {}
+        return None, 1
     found = voice_training_file(settings, context.partition_key, train_config.train_format)
     if found is None:
         raise dg.Failure(f"{context.partition_key}: include_voice_integration is on but there "
                          f"is no passed voice_alignment; run the voice_integration job first")
     path, repeats = found
     context.log.info(f"{context.partition_key}: adding voice-conditioned examples x{repeats}")
-    return {"voice_path": str(path), "voice_repeats": repeats}
+    return path, repeats
 
 
-def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary, list[dict]]:
+def _train_in_child(context, settings, run_id, job: TrainingJob
+                    ) -> tuple[TrainingSummary, list[dict]]:
     """Run the trainer in a child process; record the figures it reports as rows and live
     observations.
 
@@ -130,7 +131,7 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
     history: list[dict] = []
     interrupted = None
     started = time.time()
-    with dg.open_pipes_session(context=context, extras=extras,
+    with dg.open_pipes_session(context=context, extras=job.as_dict(),
                                context_injector=dg.PipesTempFileContextInjector(),
                                message_reader=dg.PipesTempFileMessageReader()) as session:
         gpus_here = gpu_count()  # one NVML read for the split and the lease
@@ -168,21 +169,20 @@ def _train_in_child(context, settings, run_id, extras) -> tuple[TrainingSummary,
         raise dg.Failure(f"training process exited with code {child.returncode}; see the "
                          f"run's logs")
     return reported_summary(session.get_results(implicit_materializations=False),
-                            Path(extras["output_dir"]), started), history
+                            job.result_file, started), history
 
 
-def reported_summary(results, output_dir: Path, started: float) -> TrainingSummary:
+def reported_summary(results, path: Path, started: float) -> TrainingSummary:
     """The summary the child reported, else the one it wrote to its output folder during
     this attempt (a resumed run's message has been seen to go missing after a lost worker);
     without either, a Failure that says what to do."""
     for result in reversed(results):
         if isinstance(result, dg.MaterializeResult) and "result" in (result.metadata or {}):
             return TrainingSummary.from_dict(result.metadata["result"].value)
-    path = output_dir / RESULT_FILE
     if path.exists() and path.stat().st_mtime >= started:
         return TrainingSummary.from_dict(json.loads(path.read_text(encoding="utf-8")))
     raise dg.Failure(f"the training process exited without reporting its summary (and wrote "
-                     f"no {RESULT_FILE} in {output_dir}); see the run's logs, then "
+                     f"no {path.name} in {path.parent}); see the run's logs, then "
                      f"materialise trained_adapter again: it resumes from the last checkpoint")
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 
@@ -63,7 +63,10 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
         """The config a run recorded (as_dict, possibly through JSON) back as a TrainConfig;
-        keys it does not know are refused by the constructor."""
+        fields it leaves out take their defaults, fields it does not know are refused."""
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown training config field(s): {', '.join(unknown)}")
         return cls(**{**values, "lora_targets": tuple(values.get("lora_targets",
                                                                  cls.lora_targets))})
 

@@ -2,11 +2,12 @@
 
 ``python -m clone_pipeline.training.pipes_main`` is what PipesSubprocessClient runs locally,
 and what ``accelerate launch`` or a Kubernetes pod (PipesK8sClient) would run elsewhere. It
-reads its job from the Pipes extras and its files, trains, and reports back only through
-Pipes messages: a custom message per logging step (the figures), a log line per step, and
-the final summary as the materialisation. It holds no database connection; the launching
-asset records everything. SIGINT or SIGTERM (a terminated Dagster run) stops it at the next
-step boundary with a checkpoint.
+reads its TrainingJob (training/job.py) from the Pipes extras, then the job's files, trains,
+and reports back only through Pipes messages: a custom message per logging step (the
+figures), a log line per step, and the final summary as the materialisation (also written to
+the job's result file). It holds no database connection; the launching asset records
+everything. SIGINT or SIGTERM (a terminated Dagster run) stops it at the next step boundary
+with a checkpoint.
 
 Under ``accelerate launch`` (several GPUs) this runs once per process: the main process opens
 the Pipes session and reports; the others read the same job from the Pipes context and only
@@ -18,7 +19,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from pathlib import Path
 
 from dagster_pipes import (
     PipesDefaultContextLoader,
@@ -28,13 +28,10 @@ from dagster_pipes import (
 
 from clone_pipeline.data.store import read_jsonl
 from clone_pipeline.files import write_json
-from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.job import METRICS_MESSAGE, TrainingJob
 from clone_pipeline.training.parallel import launched_processes
 from clone_pipeline.training.summary import TrainingSummary
 from clone_pipeline.training.trainer import Trainer
-
-METRICS_MESSAGE = "training_metrics"  # the custom message kind carrying one step's figures
-RESULT_FILE = "result.json"  # the summary, in the run's output folder
 
 
 def stop_on_signals() -> threading.Event:
@@ -50,10 +47,12 @@ def main() -> None:
     if launched_processes() > 1 and int(os.environ.get("RANK", "0")) != 0:
         with PipesDefaultContextLoader().load_context(
                 PipesEnvVarParamsLoader().load_context_params()) as context:
-            extras = context["extras"]
-        trainer_for(extras, stop, on_metrics=None, log=lambda message: None).run()
+            job = TrainingJob.from_dict(context["extras"])
+        trainer_for(job, stop, on_metrics=None, log=lambda message: None).run()
         return
     with open_dagster_pipes() as pipes:
+        job = TrainingJob.from_dict(pipes.extras)
+
         def on_metrics(metrics: dict) -> None:
             pipes.report_custom_message({"kind": METRICS_MESSAGE, "metrics": metrics})
             eval_part = (f" eval_loss={metrics['eval_loss']:.4f}"
@@ -62,7 +61,7 @@ def main() -> None:
                            f"loss={metrics['loss']:.4f}{eval_part} "
                            f"{metrics['tokens_per_second'] or 0:.0f} tok/s")
 
-        trainer = trainer_for(pipes.extras, stop, on_metrics, pipes.log.info)
+        trainer = trainer_for(job, stop, on_metrics, pipes.log.info)
         result = trainer.run()
         summary = TrainingSummary(
             status=result.status, step=result.step, total_steps=result.total_steps,
@@ -73,23 +72,21 @@ def main() -> None:
             precision=trainer.precision,
             hardware={**trainer.hardware.as_dict(), "processes": trainer.parallel.world})
         # the parent's second source when the Pipes message does not reach it
-        write_json(Path(pipes.extras["output_dir"]) / RESULT_FILE, summary.to_dict())
+        write_json(job.result_file, summary.to_dict())
         pipes.report_asset_materialization(metadata={"result": {"raw_value": summary.to_dict(),
                                                                 "type": "json"}})
 
 
-def trainer_for(extras: dict, stop: threading.Event, on_metrics, log) -> Trainer:
-    """The Trainer of the job in *extras*: its config, files and output folder."""
-    train = list(read_jsonl(Path(extras["train_path"])))
-    if extras.get("voice_path"):  # voice-conditioned examples, weighted by repetition
-        voice = list(read_jsonl(Path(extras["voice_path"])))
-        train += voice * int(extras.get("voice_repeats", 1))
+def trainer_for(job: TrainingJob, stop: threading.Event, on_metrics, log) -> Trainer:
+    """The Trainer of *job*: its config, files and output folder."""
+    train = list(read_jsonl(job.train_path))
+    if job.voice_path is not None:  # voice-conditioned examples, weighted by repetition
+        voice = list(read_jsonl(job.voice_path))
+        train += voice * job.voice_repeats
         log(f"{len(voice)} voice-conditioned examples added")
-    return Trainer(TrainConfig.from_dict(extras["config"]), train,
-                   list(read_jsonl(Path(extras["eval_path"]))),
-                   output_dir=Path(extras["output_dir"]),
-                   models_dir=Path(extras["models_dir"]), on_metrics=on_metrics,
-                   stop=stop, log=log, strategy=extras.get("strategy", "ddp"))
+    return Trainer(job.config, train, list(read_jsonl(job.eval_path)),
+                   output_dir=job.output_dir, models_dir=job.models_dir,
+                   on_metrics=on_metrics, stop=stop, log=log, strategy=job.strategy)
 
 
 if __name__ == "__main__":

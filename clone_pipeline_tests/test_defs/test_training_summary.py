@@ -10,7 +10,7 @@ import pytest
 
 from clone_pipeline.defs.assets_training import reported_summary
 from clone_pipeline.files import write_json
-from clone_pipeline.training.pipes_main import RESULT_FILE
+from clone_pipeline.training.job import RESULT_FILE
 from clone_pipeline.training.summary import TrainingSummary
 
 SUMMARY = TrainingSummary(
@@ -23,7 +23,7 @@ SUMMARY = TrainingSummary(
 def test_the_reported_summary_is_used_when_the_message_arrived(tmp_path):
     reported = dg.MaterializeResult(metadata={"result": dg.JsonMetadataValue(
         SUMMARY.to_dict())})
-    assert reported_summary([reported], tmp_path, time.time()) == SUMMARY
+    assert reported_summary([reported], tmp_path / RESULT_FILE, time.time()) == SUMMARY
 
 
 def test_a_lost_message_falls_back_to_the_summary_file_of_this_attempt(tmp_path):
@@ -31,10 +31,10 @@ def test_a_lost_message_falls_back_to_the_summary_file_of_this_attempt(tmp_path)
     write_json(tmp_path / RESULT_FILE, SUMMARY.to_dict())
     # what Dagster makes up for an asset the child did not report: no "result" in it
     implicit = dg.MaterializeResult(metadata={})
-    assert reported_summary([implicit], tmp_path, started) == SUMMARY
+    assert reported_summary([implicit], tmp_path / RESULT_FILE, started) == SUMMARY
 
 
 def test_without_a_message_or_a_fresh_file_the_error_says_what_to_do(tmp_path):
     write_json(tmp_path / RESULT_FILE, SUMMARY.to_dict())  # an earlier attempt's
     with pytest.raises(dg.Failure, match="materialise trained_adapter again"):
-        reported_summary([], tmp_path, time.time() + 5)
+        reported_summary([], tmp_path / RESULT_FILE, time.time() + 5)

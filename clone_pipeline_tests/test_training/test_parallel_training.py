@@ -14,6 +14,7 @@ from clone_pipeline.control.queues import processes_per_run
 from clone_pipeline.data.store import write_jsonl
 from clone_pipeline.settings import load_settings
 from clone_pipeline.training.config import TrainConfig
+from clone_pipeline.training.job import RESULT_FILE, TrainingJob
 from clone_pipeline.training.parallel import training_command
 from clone_pipeline.training.trainer import ADAPTER, Trainer
 
@@ -39,10 +40,10 @@ def _launch(data_files, models_dir, out, strategy, interrupt_after: int | None =
     that step has been reported, as a terminated Dagster run does."""
     out.mkdir(parents=True, exist_ok=True)
     job = out / "job.json"
-    job.write_text(json.dumps({
-        "config": {**CONFIG, **overrides}, "train_path": str(data_files / "train.jsonl"),
-        "eval_path": str(data_files / "eval.jsonl"), "output_dir": str(out),
-        "models_dir": str(models_dir), "strategy": strategy}))
+    job.write_text(json.dumps(TrainingJob(
+        TrainConfig(**CONFIG, **overrides), train_path=data_files / "train.jsonl",
+        eval_path=data_files / "eval.jsonl", output_dir=out, models_dir=models_dir,
+        strategy=strategy).as_dict()))
     command = training_command(2, module="clone_pipeline_tests.test_training."
                                          "parallel_driver") + [str(job)]
     with (out / "stderr.txt").open("w+") as errors:
@@ -54,10 +55,10 @@ def _launch(data_files, models_dir, out, strategy, interrupt_after: int | None =
         launcher.wait(timeout=120)
         errors.seek(0)
         stderr = errors.read()
-    assert (out / "result.json").exists(), stderr[-3000:]
+    assert (out / RESULT_FILE).exists(), stderr[-3000:]
     if interrupt_after is None:
         assert launcher.returncode == 0, stderr[-3000:]
-    return json.loads((out / "result.json").read_text())
+    return json.loads((out / RESULT_FILE).read_text())
 
 
 def _adapter(folder):
