@@ -2,9 +2,6 @@
 model_evaluation: judge the version that training produced."""
 
 import json
-import os
-import signal
-import subprocess
 import time
 import uuid
 import warnings
@@ -22,11 +19,10 @@ from clone_pipeline.defs.metadata import inline_svg, table
 from clone_pipeline.defs.partitions import per_user_check, users
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunConfig
-from clone_pipeline.processes import die_with_parent
 from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
-from clone_pipeline.training.devices import lease_gpus, visible_devices
+from clone_pipeline.training import supervision
 from clone_pipeline.training.job import METRICS_MESSAGE, TrainingJob
 from clone_pipeline.training.parallel import training_command
 from clone_pipeline.training.plots import loss_curve_png, loss_curve_svg
@@ -34,7 +30,6 @@ from clone_pipeline.training.summary import TrainingSummary
 
 # Dagster flags an internal of its own Pipes session as "preview"; nothing to act on here.
 warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
-STOP_GRACE_SECONDS = 30  # a terminated run's child must checkpoint and exit within this
 
 
 @dg.asset(
@@ -126,7 +121,7 @@ def _train_in_child(context, settings, run_id, job: TrainingJob
 
     A terminated Dagster run raises DagsterExecutionInterruptedError here: the child gets
     SIGINT, checkpoints at its next step boundary, and is killed if it has not exited within
-    STOP_GRACE_SECONDS, so the GPU is always freed.
+    supervision.STOP_GRACE_SECONDS, so the GPU is always freed (training/supervision.py).
     """
     history: list[dict] = []
     interrupted = None
@@ -134,39 +129,26 @@ def _train_in_child(context, settings, run_id, job: TrainingJob
     with dg.open_pipes_session(context=context, extras=job.as_dict(),
                                context_injector=dg.PipesTempFileContextInjector(),
                                message_reader=dg.PipesTempFileMessageReader()) as session:
-        gpus_here = gpu_count()  # one NVML read for the split and the lease
-        processes = processes_per_run(settings, gpus_here)
+        gpus = gpu_count()  # one NVML read for the split and the lease
+        processes = processes_per_run(settings, gpus)
         if processes > 1:
             context.log.info(f"training on {processes} processes ({settings.train_strategy}, "
                              f"accelerate launch)")
-        # GPUs of its own when several runs share the machine (unless the environment has
-        # already chosen them, as a Kubernetes GPU pod's does)
-        available = 0 if "CUDA_VISIBLE_DEVICES" in os.environ else gpus_here
-        with lease_gpus(processes if available else 0, available) as gpus:
-            if gpus:
-                context.log.info(f"training on GPU {', '.join(map(str, gpus))}")
-            child = subprocess.Popen(training_command(processes),
-                                     env={**os.environ, **session.get_bootstrap_env_vars(),
-                                          **visible_devices(gpus)},
-                                     # a killed worker's child checkpoints and exits
-                                     preexec_fn=die_with_parent)
-            try:
-                while child.poll() is None:
-                    time.sleep(1.0)
-                    history += _record(context, settings, run_id, session, len(history))
-            except dg.DagsterExecutionInterruptedError as exc:
-                interrupted = exc
-                _stop(child)
-            finally:
-                if child.poll() is None:
-                    _stop(child)
+        try:
+            returncode = supervision.run_child(
+                training_command(processes), session.get_bootstrap_env_vars(), processes, gpus,
+                on_tick=lambda: history.extend(_record(context, settings, run_id, session,
+                                                       len(history))),
+                log=context.log.info)
+        except dg.DagsterExecutionInterruptedError as exc:
+            interrupted = exc  # the child is stopped: record what it reported, then go on
     # The session has read every message once it closes: the steps a stopped child reported
     # up to its checkpoint are recorded before the interruption goes on.
     history += _record(context, settings, run_id, session, len(history))
     if interrupted is not None:
         raise interrupted
-    if child.returncode != 0:
-        raise dg.Failure(f"training process exited with code {child.returncode}; see the "
+    if returncode != 0:
+        raise dg.Failure(f"training process exited with code {returncode}; see the "
                          f"run's logs")
     return reported_summary(session.get_results(implicit_materializations=False),
                             job.result_file, started), history
@@ -198,15 +180,6 @@ def _record(context, settings, run_id, session, seen: int) -> list[dict]:
             asset_key=context.asset_key, partition=context.partition_key,
             metadata={k: v for k, v in metrics.items() if v is not None}))
     return new
-
-
-def _stop(child: subprocess.Popen) -> None:
-    child.send_signal(signal.SIGINT)
-    try:
-        child.wait(timeout=STOP_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.wait()
 
 
 def trained_version_id(context: dg.AssetExecutionContext) -> uuid.UUID:

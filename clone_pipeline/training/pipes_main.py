@@ -17,7 +17,6 @@ train.
 from __future__ import annotations
 
 import os
-import signal
 import threading
 
 from dagster_pipes import (
@@ -31,15 +30,8 @@ from clone_pipeline.files import write_json
 from clone_pipeline.training.job import METRICS_MESSAGE, TrainingJob
 from clone_pipeline.training.parallel import launched_processes
 from clone_pipeline.training.summary import TrainingSummary
+from clone_pipeline.training.supervision import stop_on_signals
 from clone_pipeline.training.trainer import Trainer
-
-
-def stop_on_signals() -> threading.Event:
-    """An event SIGINT or SIGTERM sets: the trainer stops at its next step boundary."""
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
 
 
 def main() -> None:

@@ -23,11 +23,11 @@ import pytest
 from clone_pipeline.control.dagster_api import DagsterApi
 from clone_pipeline.control.queues import update_queue
 from clone_pipeline.control.workflows import WORKFLOW_JOB, launch_tags, start_training
-from clone_pipeline.defs.assets_training import STOP_GRACE_SECONDS
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.queues import create_queue
 from clone_pipeline.settings import load_settings
+from clone_pipeline.training.supervision import STOP_GRACE_SECONDS
 from clone_pipeline_tests.test_defs.dagster_dev import (
     BIN,
     code_location_loaded,

@@ -14,7 +14,8 @@ from pathlib import Path
 from torch.distributed.tensor import DTensor
 
 from clone_pipeline.training.job import TrainingJob
-from clone_pipeline.training.pipes_main import stop_on_signals, trainer_for
+from clone_pipeline.training.pipes_main import trainer_for
+from clone_pipeline.training.supervision import stop_on_signals
 
 
 def main(job_file: str) -> None:
