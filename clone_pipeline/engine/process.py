@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,11 +59,15 @@ class EngineSpec:
 @dataclass
 class EngineProcess:
     process: subprocess.Popen
-    url: str
+    port: int
     key: str
     spec: EngineSpec
     log_path: Path
     device: str
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def client(self) -> EngineClient:
         return EngineClient(self.url, self.key)
@@ -74,6 +79,15 @@ class EngineProcess:
         """End the engine's whole process group (API server, EngineCore, workers): SIGTERM,
         then SIGKILL after *grace*; also when the API server itself has already died."""
         end_group(self.process, grace)
+
+    def restart(self, timeout: float = STARTUP_TIMEOUT_S,
+                cancelled: Callable[[], bool] = lambda: False) -> None:
+        """End whatever is left of this engine, then start it again on the same port with the
+        same key (so every client of the old one reaches the new one) and wait for it."""
+        self.stop()
+        self.process = _spawn(self.spec, self.log_path, self.port, self.key,
+                              self.device == "cuda")
+        _wait_until_ready(self, timeout, cancelled)
 
 
 def engine_python() -> Path:
@@ -144,31 +158,51 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
 def start_engine(spec: EngineSpec, log_path: Path, port: int | None = None,
                  timeout: float = STARTUP_TIMEOUT_S) -> EngineProcess:
     """Start a vLLM server for *spec* and wait until it answers; its output goes to
-    *log_path*. Raises EngineError (with the log's tail) if it exits or never answers."""
-    python = engine_python()
+    *log_path*. Raises EngineError (with the log's tail) if it exits or never answers.
+    Prefer ``engine.lifetime.running_engine``, which also stops it."""
     cuda = cuda_available()
     port = port or free_port()
     key = secrets.token_urlsafe(24)
-    cmd, env = engine_command(spec, python, port, key, cuda)
+    engine = EngineProcess(_spawn(spec, log_path, port, key, cuda), port, key, spec,
+                           log_path, "cuda" if cuda else "cpu")
+    _wait_until_ready(engine, timeout)
+    return engine
+
+
+def _spawn(spec: EngineSpec, log_path: Path, port: int, key: str,
+           cuda: bool) -> subprocess.Popen:
+    """The engine's API server, leading a process group of its own (its EngineCore and
+    workers join it), with the parent-death signal."""
+    cmd, env = engine_command(spec, engine_python(), port, key, cuda)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        process = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True,
-                                   preexec_fn=die_with_parent)
-    engine = EngineProcess(process, f"http://127.0.0.1:{port}", key, spec, log_path,
-                           "cuda" if cuda else "cpu")
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=die_with_parent)
+
+
+def _wait_until_ready(engine: EngineProcess, timeout: float,
+                      cancelled: Callable[[], bool] = lambda: False) -> None:
+    """Wait until *engine* answers /health. A start that fails, times out, is *cancelled* or
+    interrupted (Ctrl-C, SIGTERM) ends the engine's whole group before it raises."""
     client = engine.client()
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise EngineError(f"the engine exited with code {process.returncode} while "
-                              f"starting:\n{log_tail(log_path)}")
-        if client.healthy():
-            return engine
-        time.sleep(0.5)
-    engine.stop()
-    raise EngineError(f"the engine did not answer within {timeout:.0f} s:\n"
-                      f"{log_tail(log_path)}")
+    try:
+        while not client.healthy():
+            if engine.process.poll() is not None:
+                raise EngineError(f"the engine exited with code {engine.process.returncode} "
+                                  f"while starting:\n{log_tail(engine.log_path)}")
+            if cancelled():
+                raise EngineError("the engine's start was cancelled")
+            if time.monotonic() > deadline:
+                raise EngineError(f"the engine did not answer within {timeout:.0f} s:\n"
+                                  f"{log_tail(engine.log_path)}")
+            time.sleep(0.5)
+    except BaseException:
+        engine.stop()
+        raise
+    finally:
+        client.close()
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

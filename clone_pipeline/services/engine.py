@@ -16,7 +16,8 @@ from pathlib import Path
 
 from clone_pipeline.engine import adapters
 from clone_pipeline.engine.client import EngineClient
-from clone_pipeline.engine.process import EngineProcess, EngineSpec, read_state, start_engine
+from clone_pipeline.engine.lifetime import running_engine
+from clone_pipeline.engine.process import EngineProcess, EngineSpec, read_state
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.base_models import resolve_base_model
 
@@ -94,9 +95,6 @@ def engine_for(settings: Settings, base_model: str) -> Iterator[EngineHandle]:
     if found is not None:
         yield found
         return
-    engine = start_engine(spec_for(settings, base_model),
-                          settings.serving_dir / "engine-private.log")
-    try:
+    with running_engine(spec_for(settings, base_model),
+                        settings.serving_dir / "engine-private.log") as engine:
         yield handle_of(engine)
-    finally:
-        engine.stop()
