@@ -1,1 +1,3 @@
-"""Dagster layer: assets, checks, resources, sensors, schedules and jobs over the core."""
+"""Dagster layer: the assets (data, memory, voice, training, serving, maintenance) with their
+checks and run config, the users partitions, executors, resources, jobs, sensors and
+schedules, over the services and the core."""

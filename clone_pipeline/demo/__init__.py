@@ -1,4 +1,5 @@
-"""Bundled demo personas, each a user export (see docs/user-export.md)."""
+"""Bundled demo personas, each a user export with its recordings (see docs/user-export.md),
+and the script that rendered those recordings (generate_audio)."""
 
 from pathlib import Path
 
