@@ -53,7 +53,7 @@ def preflight(settings: Settings, external_id: str, config: TrainConfig,
               available_memory_mb: float | None = None) -> TrainingInputs:
     """Check everything a run needs before any heavy work; raise PreflightError if not.
 
-    Memory: the run's estimated peak (trainer.estimate_memory) must fit what is free on the
+    Memory: the run's estimated peak (training/memory_estimate.py) must fit what is free on the
     profile's device, read now unless *available_memory_mb* (MiB) is given.
     """
     with session_scope(settings.database_url) as session:

@@ -8,7 +8,6 @@ import json
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from clone_pipeline.training import local_tiny
 from clone_pipeline.training.base_models import (
@@ -18,9 +17,12 @@ from clone_pipeline.training.base_models import (
 )
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.hardware import HardwareReport, free_memory_mb, select_profile
-
-if TYPE_CHECKING:
-    from clone_pipeline.training.trainer import MemoryEstimate
+from clone_pipeline.training.memory_estimate import (
+    MemoryEstimate,
+    activation_bytes_per_sequence,
+    estimate_memory,
+    use_checkpointing,
+)
 
 
 class PreflightError(RuntimeError):
@@ -70,8 +72,6 @@ def check_memory(config: TrainConfig, model_config,
                  available_memory_mb: float | None = None) -> MemoryCheck:
     """The run's estimated peak memory against what is free on its hardware profile's device
     (read now unless *available_memory_mb* is given); PreflightError if it does not fit."""
-    from clone_pipeline.training.trainer import estimate_memory  # torch: only when training
-
     try:
         hardware = select_profile(config.hardware_profile)
     except (ValueError, RuntimeError) as exc:
@@ -93,8 +93,6 @@ def check_memory(config: TrainConfig, model_config,
 def _memory_advice(config: TrainConfig, model_config, hardware: HardwareReport,
                    estimate: MemoryEstimate, available: float) -> str:
     """What would make the run fit in *available* bytes, most effective first."""
-    from clone_pipeline.training.trainer import activation_bytes_per_sequence, use_checkpointing
-
     on_gpu = hardware.profile.device == "cuda"
     room = available - (estimate.total_bytes - estimate.activation_bytes)
     advice = []

@@ -75,7 +75,7 @@ def test_packed_examples_do_not_see_each_other(local_tiny):
 def test_packing_keeps_the_block_mask_unless_flash_attention_really_runs():
     from clone_pipeline.training.config import TrainConfig
     from clone_pipeline.training.hardware import HardwareReport, Profile
-    from clone_pipeline.training.trainer import attention_implementation
+    from clone_pipeline.training.memory_estimate import attention_implementation
 
     flash_gpu = HardwareReport(Profile("h100", "cuda", "bf16", False, 70_000,
                                        attention="flash_attention_2"))
