@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from clone_pipeline.cli.common import console, ready
+from clone_pipeline.quantization import QUANTIZATIONS, Quantization
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 
 
@@ -41,7 +42,7 @@ def _refusals():
               help="CPU: memory for the engine's KV cache.")
 @click.option("--gpu-memory-utilization", default=0.85, show_default=True, type=float,
               help="CUDA: the share of GPU memory the engine may take.")
-@click.option("--quantization", type=click.Choice(["none", "8bit", "4bit"]), default="none",
+@click.option("--quantization", type=click.Choice(QUANTIZATIONS), default=Quantization.NONE.value,
               show_default=True, help="Base model quantisation (bitsandbytes, CUDA only).")
 @click.option("--max-model-len", default=1024, show_default=True, type=int,
               help="Context length the engine serves.")

@@ -1,13 +1,19 @@
-"""System prompts built from the person's profile, in two template styles
-(legacy_preservation, casual)."""
+"""System prompts built from the person's profile, in two template styles."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
 from clone_pipeline.data.pii import Redactor
 
-TEMPLATE_STYLES = ("legacy_preservation", "casual")
+
+class TemplateStyle(StrEnum):
+    LEGACY_PRESERVATION = "legacy_preservation"  # the default: memories kept for the family
+    CASUAL = "casual"
+
+
+TEMPLATE_STYLES = tuple(style.value for style in TemplateStyle)  # the plain strings
 
 
 def system_prompt(display_name: str, persona: dict[str, Any] | None,
@@ -25,7 +31,7 @@ def system_prompt(display_name: str, persona: dict[str, Any] | None,
     terms = [_redacted(redactor, t) for t in persona.get("address_terms") or []
              if isinstance(t, str)]
     first_name = display_name.split()[0] if display_name.split() else display_name
-    if style == "casual":
+    if style == TemplateStyle.CASUAL:
         called = f" Your family call you {_join(terms)}." if terms else ""
         return (f"You are {first_name}.{called} Chat the way you do with family: "
                 f"{tone}, natural, in your own words.")

@@ -13,6 +13,7 @@ from pydantic import Field
 from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.data.format_dataset import FormatOptions
 from clone_pipeline.data.formats import FORMATS
+from clone_pipeline.data.prompts import TEMPLATE_STYLES, TemplateStyle
 from clone_pipeline.data.quality import ReadinessPolicy
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 from clone_pipeline.voice.integration import IntegrationSettings
@@ -70,9 +71,9 @@ class CollectConfig(dg.Config):
 class FormatConfig(dg.Config):
     formats: list[str] = Field(default_factory=lambda: list(FORMATS),
                                description=f"Formats to write: {', '.join(FORMATS)}.")
-    template_style: str = Field(default="legacy_preservation",
-                                description="System prompt style: legacy_preservation or "
-                                            "casual.")
+    template_style: str = Field(default=TemplateStyle.LEGACY_PRESERVATION.value,
+                                description=f"System prompt style: "
+                                            f"{' or '.join(TEMPLATE_STYLES)}.")
     include_system_prompts: bool = Field(
         default=core_default(FormatOptions, "include_system_prompts"))
     with_memories: bool = Field(

@@ -23,6 +23,7 @@ from clone_pipeline.engine.client import EngineClient, EngineError
 from clone_pipeline.files import atomic_path
 from clone_pipeline.net import free_port
 from clone_pipeline.processes import die_with_parent, end_group
+from clone_pipeline.quantization import QUANTIZATIONS, Quantization
 
 STARTUP_TIMEOUT_S = 600.0
 
@@ -42,7 +43,7 @@ class EngineSpec:
     dtype: str = "auto"  # float32 on CPU (vLLM's CPU LoRA path), bfloat16 on CUDA
     kv_cache_gb: float = 1.0  # CPU: VLLM_CPU_KVCACHE_SPACE
     gpu_memory_utilization: float = 0.85  # CUDA: share of the GPU the engine may take
-    quantization: str = "none"  # none | 8bit | 4bit (bitsandbytes, CUDA only)
+    quantization: str = Quantization.NONE.value  # QUANTIZATIONS (bitsandbytes, CUDA only)
     threads: int | None = None  # CPU: OMP threads (default: every core)
     prefix_caching: bool = True
     max_num_seqs: int = 64
@@ -119,9 +120,10 @@ def cuda_available() -> bool:
 def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
                    cuda: bool) -> tuple[list[str], dict[str, str]]:
     """The command line and environment of a vLLM server for *spec*."""
-    if spec.quantization not in ("none", "8bit", "4bit"):
-        raise ValueError(f"quantization {spec.quantization!r}: use none, 8bit or 4bit")
-    if spec.quantization != "none" and not cuda:
+    if spec.quantization not in QUANTIZATIONS:
+        raise ValueError(f"quantization {spec.quantization!r}: use one of "
+                         f"{', '.join(QUANTIZATIONS)}")
+    if spec.quantization != Quantization.NONE and not cuda:
         raise ValueError(f"quantization {spec.quantization} needs a CUDA GPU (bitsandbytes); "
                          f"this machine has none: use quantization none here")
     dtype = spec.dtype if spec.dtype != "auto" else ("bfloat16" if cuda else "float32")
@@ -133,7 +135,7 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
            "--max-model-len", str(spec.max_model_len), "--dtype", dtype,
            "--max-num-seqs", str(spec.max_num_seqs), "--disable-uvicorn-access-log",
            "--enable-prefix-caching" if spec.prefix_caching else "--no-enable-prefix-caching"]
-    if spec.quantization != "none":
+    if spec.quantization != Quantization.NONE:
         cmd += ["--quantization", "bitsandbytes"]
     # The key goes by environment: on the command line any local user could read it (ps),
     # and a key starting with "-" would be parsed as an option.

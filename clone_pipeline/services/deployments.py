@@ -17,19 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from clone_pipeline.data.formats import record_messages
-from clone_pipeline.data.prompts import system_prompt
+from clone_pipeline.data.prompts import TemplateStyle, system_prompt
 from clone_pipeline.data.store import read_jsonl
 from clone_pipeline.db import deployments, training, users
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.statuses import DeploymentStatus
 from clone_pipeline.engine.client import EngineError
 from clone_pipeline.memory.grounding import persona_prompt
+from clone_pipeline.quantization import QUANTIZATIONS, Quantization
 from clone_pipeline.services.engine import EngineHandle
 from clone_pipeline.services.tokens import Principal
 from clone_pipeline.settings import Settings
 
 INFERENCE_TYPES = ("text", "voice_integrated")
-QUANTIZATIONS = ("none", "8bit", "4bit")
 OPTIMIZATION_KEYS = ("quantization", "caching", "batchProcessing", "memoryAllocation")
 SMOKE_PROMPT = "Tell me a little about yourself."
 SMOKE_TOKENS = 256  # a fluent base answers at a person's length (Margaret: about 110 tokens)
@@ -104,7 +104,7 @@ def check_optimizations(requested: dict[str, Any] | None, engine: EngineHandle
     if unknown:
         raise DeploymentError(f"optimizations: unknown option(s) {', '.join(unknown)}; known: "
                               f"{', '.join(OPTIMIZATION_KEYS)}")
-    quantization = str(requested.get("quantization", engine.quantization) or "none")
+    quantization = str(requested.get("quantization", engine.quantization) or Quantization.NONE)
     if quantization not in QUANTIZATIONS:
         raise DeploymentError(f"optimizations.quantization {quantization!r}: use one of "
                               f"{', '.join(QUANTIZATIONS)}")
@@ -203,7 +203,7 @@ def _system_prompt(settings: Settings, version, user) -> str:
                     return persona_prompt(message["content"])
             break
     return system_prompt(user.display_name, user.persona or {}, user.birth_year,
-                         "legacy_preservation")
+                         TemplateStyle.LEGACY_PRESERVATION)
 
 
 def _activate(settings: Settings, engine: EngineHandle, dep_id: uuid.UUID, adapter: str,

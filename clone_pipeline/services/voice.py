@@ -13,7 +13,7 @@ from pathlib import Path
 
 from clone_pipeline.data.formats import FORMATS, render
 from clone_pipeline.data.pii import Redactor, redact_example
-from clone_pipeline.data.prompts import system_prompt
+from clone_pipeline.data.prompts import TemplateStyle, system_prompt
 from clone_pipeline.data.store import write_jsonl
 from clone_pipeline.db import sources, users, voice
 from clone_pipeline.db.session import session_scope
@@ -104,7 +104,7 @@ def build_voice_alignment(settings: Settings, external_id: str,
     written = [r["answer"] for r in material.responses] + \
         [s["content"] for s in material.life_stories]
     system = (system_prompt(material.display_name, material.persona, material.birth_year,
-                            "legacy_preservation")
+                            TemplateStyle.LEGACY_PRESERVATION)
               if options.personality_consistency else None)
     result = integrate(analysis, written, options)
     redactor = Redactor()  # the transcripts reach the training files like written answers

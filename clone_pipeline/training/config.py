@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from clone_pipeline.quantization import QUANTIZATIONS, Quantization
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
 
-QUANTIZATION = ("none", "4bit", "8bit")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -32,7 +32,7 @@ class TrainConfig:
     lora_dropout: float = 0.05
     lora_targets: tuple[str, ...] = ("all-linear",)
     use_dora: bool = False
-    quantization: str = "none"  # none | 4bit | 8bit (bitsandbytes, CUDA only)
+    quantization: str = Quantization.NONE.value  # QUANTIZATIONS (bitsandbytes, CUDA only)
     precision: str = "auto"  # auto = by hardware: bf16, else fp16 with loss scaling; fp32 on CPU
     gradient_checkpointing: bool | None = None  # None = by hardware profile
     flash_attention: bool = True  # used when installed and supported, else SDPA
@@ -50,8 +50,8 @@ class TrainConfig:
     memory_cap_tokens: int = 0
 
     def __post_init__(self) -> None:
-        if self.quantization not in QUANTIZATION:
-            raise ValueError(f"quantization must be one of {QUANTIZATION}")
+        if self.quantization not in QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {QUANTIZATIONS}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}")
         if self.batch_size < 1 or self.epochs < 1:
@@ -80,7 +80,8 @@ PRESETS: dict[str, dict] = {
     "cpu_demo": {"hardware_profile": "cpu", "epochs": 2, "batch_size": 8,
                  "context_length": 512, "learning_rate": 1e-3, "min_free_disk_gb": 0.5},
     "rtx5090": {"hardware_profile": "rtx5090", "epochs": 3, "batch_size": 16,
-                "context_length": 2048, "learning_rate": 2e-4, "quantization": "none"},
+                "context_length": 2048, "learning_rate": 2e-4,
+                "quantization": Quantization.NONE.value},
     "h100": {"hardware_profile": "h100", "epochs": 3, "batch_size": 32,
              "context_length": 4096, "learning_rate": 2e-4},
 }

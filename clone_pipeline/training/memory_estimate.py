@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from clone_pipeline.quantization import Quantization
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.hardware import HardwareReport
 
@@ -75,7 +76,7 @@ def estimate_micro_batch(config: TrainConfig, model_config, hardware: HardwareRe
 
 # Bytes per weight of a bitsandbytes-quantised linear layer: NF4 packs two weights a byte and
 # keeps one 8-bit scale per 64-weight block (double quantisation); int8 is one byte a weight.
-QUANTIZED_WEIGHT_BYTES = {"4bit": 0.5 + 1 / 64, "8bit": 1.0}
+QUANTIZED_WEIGHT_BYTES = {Quantization.FOUR_BIT: 0.5 + 1 / 64, Quantization.EIGHT_BIT: 1.0}
 # A trainable parameter holds its fp32 value, its fp32 gradient and AdamW's two fp32 moments.
 TRAINABLE_PARAMETER_BYTES = 16
 # The training process itself on CPU: Python with torch, transformers and peft loaded held
@@ -131,7 +132,7 @@ def estimate_memory(config: TrainConfig, model_config, hardware: HardwareReport,
     with torch.device("meta"):
         base = AutoModelForCausalLM.from_config(model_config)
     quantized: set[int] = set()
-    if config.quantization != "none":
+    if config.quantization != Quantization.NONE:
         output = base.get_output_embeddings()
         quantized = {id(m.weight) for m in base.modules()
                      if isinstance(m, torch.nn.Linear) and m is not output}

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from clone_pipeline.quantization import Quantization
 from clone_pipeline.training import local_tiny
 from clone_pipeline.training.base_models import (
     BaseModelError,
@@ -114,8 +115,8 @@ def _memory_advice(config: TrainConfig, model_config, hardware: HardwareReport,
                           f"(now {config.context_length})")
         if not use_checkpointing(config, hardware):
             advice.append("turn gradient_checkpointing on")
-    if on_gpu and config.quantization != "4bit":
-        advice.append("quantise the base model (quantization: 4bit, QLoRA)")
+    if on_gpu and config.quantization != Quantization.FOUR_BIT:
+        advice.append(f"quantise the base model (quantization: {Quantization.FOUR_BIT}, QLoRA)")
     advice.append("use a smaller base model or a profile with more memory"
                   + ("" if on_gpu else " (a GPU profile)"))
     return "; or ".join(advice)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from clone_pipeline.files import atomic_path
+from clone_pipeline.quantization import Quantization
 from clone_pipeline.training.base_models import resolve_base_model
 from clone_pipeline.training.collate import (
     PackedSequence,
@@ -76,7 +77,7 @@ def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path,
     profile = hardware.profile
     kwargs: dict[str, Any] = {"local_files_only": True,
                               "attn_implementation": attention_implementation(config, hardware)}
-    if config.quantization != "none":
+    if config.quantization != Quantization.NONE:
         if profile.device != "cuda":
             raise RuntimeError(f"{config.quantization} quantization (QLoRA) needs a CUDA GPU "
                                f"and bitsandbytes; this run is on {profile.device}")
@@ -87,8 +88,8 @@ def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path,
             raise RuntimeError("quantization needs bitsandbytes: pip install "
                                "'clone_pipeline[gpu]'") from exc
         kwargs["quantization_config"] = BitsAndBytesConfig(
-            load_in_4bit=config.quantization == "4bit",
-            load_in_8bit=config.quantization == "8bit",
+            load_in_4bit=config.quantization == Quantization.FOUR_BIT,
+            load_in_8bit=config.quantization == Quantization.EIGHT_BIT,
             bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if precision(config, hardware) == "bf16"
             else torch.float16)
@@ -100,7 +101,7 @@ def load_model(config: TrainConfig, hardware: HardwareReport, models_dir: Path,
     except OSError as exc:
         raise RuntimeError(f"base model {config.base_model!r} is not available offline: "
                            f"give a local folder or download it first") from exc
-    if config.quantization != "none":
+    if config.quantization != Quantization.NONE:
         model = prepare_model_for_kbit_training(model)
     elif profile.device == "cuda":
         model.to(device or "cuda")
@@ -146,7 +147,7 @@ class Trainer:
         self.hardware = select_profile(config.hardware_profile)
         self.parallel = Parallel.from_environment(self.hardware.profile.device, strategy)
         self.log = log if self.parallel.is_main else (lambda message: None)
-        if self.parallel.sharded and config.quantization != "none":
+        if self.parallel.sharded and config.quantization != Quantization.NONE:
             raise ValueError(f"{config.quantization} quantization (QLoRA) trains under DDP, "
                              f"not FSDP: set CLONE_TRAIN_STRATEGY=ddp")
         self.device = (self.parallel.accelerator.device if self.parallel.accelerator

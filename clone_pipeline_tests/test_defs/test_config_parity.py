@@ -1,6 +1,8 @@
 """Each Dagster run config exposes every field of its core options with the same default,
-so the Launchpad, the CLI and the Python API cannot drift apart."""
+and each REST body's option fields have the core defaults too, so the Launchpad, the CLI, the
+REST API and the Python API cannot drift apart."""
 
+import re
 from dataclasses import fields
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import yaml
 
 from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.data.format_dataset import FormatOptions
+from clone_pipeline.data.prompts import TemplateStyle
 from clone_pipeline.data.quality import ReadinessPolicy
 from clone_pipeline.definitions import defs
 from clone_pipeline.defs.config import (
@@ -22,6 +25,11 @@ from clone_pipeline.defs.training_config import (
     TrainingRunConfig,
     preset_run_config,
     preset_yaml,
+)
+from clone_pipeline.serving.operate_schemas import (
+    CollectRequest,
+    FormatRequest,
+    VoiceIntegrateRequest,
 )
 from clone_pipeline.training.base_models import PRODUCT_DEFAULT
 from clone_pipeline.training.config import PRESETS, TrainConfig
@@ -50,6 +58,35 @@ def test_every_core_field_is_exposed_with_the_core_default(config_cls, core_cls,
         if isinstance(expected, tuple):
             default = tuple(default)
         assert default == expected, f"{config_cls.__name__}.{field.name}"
+
+
+# (REST body, the core dataclass its options set, its fields that set no core option)
+REST_PAIRS = [
+    (CollectRequest, CollectOptions, {"userId", "waitSeconds"}),
+    (FormatRequest, FormatOptions, {"userId", "waitSeconds", "format", "templateStyle"}),
+    (VoiceIntegrateRequest, IntegrationSettings, {"userId", "waitSeconds"}),
+]
+
+
+@pytest.mark.parametrize(("body_cls", "core_cls", "own"), REST_PAIRS,
+                         ids=lambda v: getattr(v, "__name__", ""))
+def test_every_rest_option_has_the_core_default(body_cls, core_cls, own):
+    core_fields = {f.name for f in fields(core_cls)}
+    for name, field in body_cls.model_fields.items():
+        if name in own:
+            continue
+        core_name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+        assert core_name in core_fields, f"{body_cls.__name__}.{name}: no {core_cls.__name__} " \
+                                         f"field {core_name}"
+        assert field.get_default(call_default_factory=True) == \
+            core_default(core_cls, core_name), f"{body_cls.__name__}.{name}"
+
+
+def test_the_rest_format_and_template_style_defaults_are_the_pipelines():
+    body = FormatRequest()
+    assert body.format == TrainConfig().train_format
+    assert body.templateStyle == FormatConfig().template_style == \
+        TemplateStyle.LEGACY_PRESERVATION
 
 
 def test_default_run_config_converts_to_the_default_core_options():
