@@ -30,8 +30,10 @@ from clone_pipeline.services.tokens import Principal, authenticate
 from clone_pipeline.serving.auth import Authorization, Who, bearer_token
 from clone_pipeline.serving.cache import cache_key, is_deterministic, make_cache
 from clone_pipeline.serving.errors import (
+    ENGINE_RETRY_AFTER_S,
     ApiError,
     api_error_handler,
+    engine_unreachable,
     error_body,
     http_error_handler,
     not_found,
@@ -187,8 +189,7 @@ class Gateway:
                            kind="timeout_error") from None
         except httpx.HTTPError:
             self.log(dep, started, "error", None, error="engine_unreachable")
-            raise ApiError(503, "the inference engine is not reachable",
-                           kind="engine_error") from None
+            raise engine_unreachable() from None
         if response.status_code != 200:
             error = self.engine_error(response.status_code, response.text, requested_model)
             if not isinstance(error, AdapterGone):  # `current` looks again, logs if it must
@@ -239,8 +240,7 @@ class Gateway:
             response = await self.http.send(request, stream=True)
         except httpx.HTTPError:
             self.log(dep, started, "error", None, error="engine_unreachable")
-            raise ApiError(503, "the inference engine is not reachable",
-                           kind="engine_error") from None
+            raise engine_unreachable() from None
         if response.status_code != 200:
             text = (await response.aread()).decode(errors="replace")
             await response.aclose()
@@ -413,7 +413,7 @@ def create_app(settings: Settings, engine: EngineHandle, limits: Limits | None =
             return JSONResponse({"status": "ready"})
         return JSONResponse({"status": "engine unavailable", **error_body(
             "the inference engine does not answer its health check", "engine_error")},
-            status_code=503)
+            status_code=503, headers={"Retry-After": str(ENGINE_RETRY_AFTER_S)})
 
     @app.get("/v1/models", tags=["openai"])
     async def models(request: Request, who: Who) -> dict:

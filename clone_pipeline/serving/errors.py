@@ -45,6 +45,16 @@ async def validation_handler(_request: Request, exc: RequestValidationError) -> 
     return JSONResponse(error_body(message, "invalid_request_error", param), status_code=422)
 
 
+# What a client is told to wait while the engine is down: `serve` restarts a crashed engine,
+# which takes about half a minute on a small CPU.
+ENGINE_RETRY_AFTER_S = 10
+
+
+def engine_unreachable() -> ApiError:
+    return ApiError(503, "the inference engine is not reachable", kind="engine_error",
+                    headers={"Retry-After": str(ENGINE_RETRY_AFTER_S)})
+
+
 def unauthorized() -> ApiError:
     return ApiError(401, "missing, unknown, revoked or expired token: send "
                          "Authorization: Bearer <token> (clone-pipeline token create USER)",
