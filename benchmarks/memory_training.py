@@ -32,8 +32,8 @@ def measure(persona: str, with_memories: bool) -> dict:
     import dagster as dg
 
     from clone_pipeline.demo import PERSONAS_DIR
-    from clone_pipeline.orchestration.instance import default_template, initialise
-    from clone_pipeline.orchestration.launch import run_job_for_user
+    from clone_pipeline.launch.instance import default_template, initialise
+    from clone_pipeline.launch.launch import run_job_for_user
     from clone_pipeline.services.evaluation import latest_evaluation
     from clone_pipeline.services.fidelity import store_fact_sheet
     from clone_pipeline.services.ingest import import_export

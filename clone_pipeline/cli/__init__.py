@@ -1,7 +1,7 @@
 """The clone-pipeline command: set up, import material, run the pipeline, inspect users.
 
-One module per command group, each parsing and printing only (the work is in ``services``,
-``orchestration`` and ``control``); ``common`` holds what they share. This module is the
+One module per command group, each parsing and printing only (the work is in ``services``
+and ``launch``); ``common`` holds what they share. This module is the
 group itself and the one place the commands are registered.
 """
 

@@ -54,7 +54,7 @@ def ready(create: bool = False) -> Settings:
     showing an empty one. The data root and the Dagster instance must belong together, and
     an existing root must be at the current schema (only `init` migrates)."""
     from clone_pipeline.db.session import require_current_schema
-    from clone_pipeline.orchestration.instance import default_template, initialise
+    from clone_pipeline.launch.instance import default_template, initialise
     from clone_pipeline.services.pairing import check_pairing, require_data_root
 
     settings = current_settings()
@@ -70,14 +70,15 @@ def ready(create: bool = False) -> Settings:
 
 
 def dagster_instance():
-    import dagster as dg
+    """The Dagster instance, through the launch layer (imported when a command needs it)."""
+    from clone_pipeline.launch.instance import current_instance
 
-    return dg.DagsterInstance.get()
+    return current_instance()
 
 
 def operating_errors() -> tuple[type[Exception], ...]:
     """What launching, following or queueing refuses with a message that says what to do."""
-    from clone_pipeline.control.dagster_api import DagsterUnavailableError, LaunchError
+    from clone_pipeline.launch.dagster_api import DagsterUnavailableError, LaunchError
     from clone_pipeline.services.queues import QueueError
     from clone_pipeline.services.workflows import UnknownWorkflowError
 

@@ -25,7 +25,8 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
     """Import the bundled demo personas and run the pipeline for each through Dagster: the
     data stages, then training and evaluation for the ready ones, with a summary."""
     from clone_pipeline.demo import persona_dirs
-    from clone_pipeline.orchestration.launch import run_job_for_user
+    from clone_pipeline.launch.launch import asset_config, run_job_for_user
+    from clone_pipeline.launch.names import COMPLETE_WORKFLOW, DATA_ONLY, VOICE_INTEGRATION
     from clone_pipeline.services.evaluation import cross_perplexity, latest_evaluation
     from clone_pipeline.services.fidelity import store_fact_sheet
     from clone_pipeline.services.ingest import import_export
@@ -49,7 +50,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                     store_fact_sheet(settings, folder.name, folder / "facts.json")
                 progress.advance(task)
             progress.update(task, description=f"data_only for {folder.name}")
-            outcomes[folder.name] = run_job_for_user(instance, "data_only", folder.name,
+            outcomes[folder.name] = run_job_for_user(instance, DATA_ONLY, folder.name,
                                                      QUIET_RUN)
             progress.advance(task)
     table = _readiness_table(overview(settings, only=set(outcomes)), with_sizes=True)
@@ -58,12 +59,12 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
         print_outcome(name, outcome)
     ready_ones = [name for name, outcome in outcomes.items() if outcome.success]
     if train and ready_ones:
-        config = {**QUIET_RUN, "ops": {"trained_adapter": {"config": PRESETS["cpu_demo"]}}}
+        config = {**QUIET_RUN, **asset_config({"trained_adapter": PRESETS["cpu_demo"]})}
         with console.status(f"training and evaluating on {DEFAULT_BASE_MODEL} (the first run "
                             f"prepares the base model once)") as status:
             for name in ready_ones:
                 status.update(f"complete_workflow for {name}")
-                outcome = run_job_for_user(instance, "complete_workflow", name, config)
+                outcome = run_job_for_user(instance, COMPLETE_WORKFLOW, name, config)
                 print_outcome(name, outcome)
         evaluations = {name: latest_evaluation(settings, name) for name in ready_ones}
         console.print(_evaluation_table(evaluations))
@@ -77,7 +78,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
         with console.status("voice profiles and alignment") as status:
             for name in outcomes:
                 status.update(f"voice_integration for {name}")
-                print_outcome(name, run_job_for_user(instance, "voice_integration", name,
+                print_outcome(name, run_job_for_user(instance, VOICE_INTEGRATION, name,
                                                       QUIET_RUN))
         voices = {name: latest_voice(settings, name) for name in outcomes}
         console.print(_voice_table(voices))
@@ -101,7 +102,7 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
     """Deploy the evaluated personas and print one answer from each, through the HTTP API."""
     from clone_pipeline.engine.client import EngineError
     from clone_pipeline.engine.process import EngineNotInstalledError
-    from clone_pipeline.orchestration.serving_demo import deploy_and_ask
+    from clone_pipeline.serving.demo import deploy_and_ask
 
     try:
         with console.status("serving") as status:

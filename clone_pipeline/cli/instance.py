@@ -21,7 +21,7 @@ from clone_pipeline.cli.common import console, current_settings, ready
 def init(instance_config: Path | None) -> None:
     """Create the data root, migrate the domain database, write $DAGSTER_HOME/dagster.yaml."""
     from clone_pipeline.db.session import safe_url
-    from clone_pipeline.orchestration.instance import default_template, initialise
+    from clone_pipeline.launch.instance import default_template, initialise
 
     settings = current_settings()
     written = initialise(settings, instance_config or default_template())
@@ -42,8 +42,8 @@ def ui(host: str, port: int) -> None:
     SIGTERM stops the UI, the daemon and any runs in progress within seconds (a training run
     checkpoints and resumes next time); `dagster dev` alone leaves runs going.
     """
-    from clone_pipeline.orchestration.instance import default_template, initialise
-    from clone_pipeline.orchestration.serve import serve
+    from clone_pipeline.launch.dagster_dev import serve
+    from clone_pipeline.launch.instance import default_template, initialise
 
     initialise(current_settings(), default_template())
     sys.exit(serve(["-m", "clone_pipeline.definitions", "-h", host, "-p", str(port)]))

@@ -37,7 +37,7 @@ def queue_create(name: str, owner: str, max_concurrent: int, weights: str) -> No
 @queue.command("list")
 def queue_list() -> None:
     """Every queue with its limit, weights and the runs waiting and going in it."""
-    from clone_pipeline.control.queues import queue_load
+    from clone_pipeline.launch.queues import queue_load
     from clone_pipeline.services.queues import list_queues
 
     settings, instance = ready(), dagster_instance()
@@ -51,8 +51,8 @@ def queue_list() -> None:
 @click.argument("name")
 def queue_show(name: str) -> None:
     """One queue and its queued and running runs, in start order."""
-    from clone_pipeline.control.queues import IN_PROGRESS, WAITING, queue_load, runs_in
-    from clone_pipeline.services.queues import PRIORITY_TAG, RUN_PRIORITY_TAG, get_queue
+    from clone_pipeline.launch.queues import queue_load, queue_runs
+    from clone_pipeline.services.queues import PRIORITY_TAG, get_queue
 
     settings, instance = ready(), dagster_instance()
     try:
@@ -60,15 +60,12 @@ def queue_show(name: str) -> None:
     except operating_errors() as exc:
         raise click.ClickException(str(exc)) from exc
     console.print(_queue_table([found], {name: queue_load(instance, name)}))
-    runs = runs_in(instance, name, IN_PROGRESS) + sorted(
-        runs_in(instance, name, WAITING),
-        key=lambda r: -int(r.tags.get(RUN_PRIORITY_TAG, "0")))  # stable: oldest first
+    runs = queue_runs(instance, name)
     table = Table(title=f"Runs in {name}", box=box.SIMPLE_HEAD)
     for col in ("run", "user", "status", "priority"):
         table.add_column(col)
     for r in runs:
-        table.add_row(r.run_id, r.tags.get("dagster/partition", "-"), r.status.value,
-                      r.tags.get(PRIORITY_TAG, "-"))
+        table.add_row(r.run_id, r.user or "-", r.status, r.tags.get(PRIORITY_TAG, "-"))
     console.print(table if runs else "no runs queued or running in it")
 
 
@@ -100,7 +97,7 @@ def queue_resume(name: str) -> None:
 @click.argument("name")
 def queue_delete(name: str) -> None:
     """Delete a queue with no queued or running runs."""
-    from clone_pipeline.control.queues import delete_queue
+    from clone_pipeline.launch.queues import delete_queue
 
     settings, instance = ready(), dagster_instance()
     try:
@@ -111,7 +108,7 @@ def queue_delete(name: str) -> None:
 
 
 def _change(name: str, **changes) -> None:
-    from clone_pipeline.control.queues import queue_load, update_queue
+    from clone_pipeline.launch.queues import queue_load, update_queue
 
     settings, instance = ready(), dagster_instance()
     try:

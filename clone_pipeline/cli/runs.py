@@ -3,6 +3,7 @@ progress (a training run's live figures)."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -12,12 +13,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clone_pipeline.cli.common import QUIET_RUN, console, dagster_instance, print_outcome, ready
+from clone_pipeline.launch.names import DATA_ONLY
 from clone_pipeline.settings import Settings
 
 
 @click.command()
 @click.argument("external_ids", nargs=-1, required=True)
-@click.option("--job", default="data_only", show_default=True,
+@click.option("--job", default=DATA_ONLY, show_default=True,
               help="Dagster job to run: data_only, complete_workflow, voice_integration, "
                    "train_cpu_demo, train_rtx5090 or train_h100.")
 @click.option("--config", "config_file", type=click.Path(exists=True, path_type=Path),
@@ -32,7 +34,7 @@ def run(external_ids: tuple[str, ...], job: str, config_file: Path | None) -> No
     import yaml
 
     from clone_pipeline.definitions import JOB_NAMES
-    from clone_pipeline.orchestration.launch import run_job_for_user
+    from clone_pipeline.launch.launch import run_job_for_user
 
     if job not in JOB_NAMES:
         raise click.ClickException(f"no job {job!r}; choose one of: {', '.join(JOB_NAMES)}")
@@ -77,7 +79,7 @@ def _print_trained(settings: Settings, run_id: str) -> None:
 @click.option("--limit", default=20, show_default=True, help="How many runs, newest first.")
 def runs_cmd(external_id: str | None, limit: int) -> None:
     """Recent Dagster runs (of one user, if given): status, times and what they made."""
-    from clone_pipeline.orchestration.runs import recent_runs
+    from clone_pipeline.launch.runs import recent_runs
 
     ready()
     found = recent_runs(dagster_instance(), external_id, limit)
@@ -103,57 +105,50 @@ def runs_cmd(external_id: str | None, limit: int) -> None:
               help="Keep updating until the run ends.")
 def progress(run_id: str, detailed: bool, follow: bool) -> None:
     """Live progress of a training run (its id or the Dagster run id)."""
-    import time
+    from clone_pipeline.launch.progress import follow_progress, read_progress
+    from clone_pipeline.launch.runs import UnknownRunError
 
-    from clone_pipeline.services import training as runs
-
-    settings = ready()
-    run = runs.find_run(settings, run_id) or _wait_for_training(settings, run_id, follow)
-    history: list[dict] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(),
-                  TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(),
-                  TextColumn("{task.fields[figures]}"), console=console) as bar:
-        task = bar.add_task(f"{run['user']} ({run['status']})", total=100, figures="")
-        while True:
-            history += runs.metrics_after(settings, run["id"],
-                                          history[-1]["step"] if history else -1)
-            run = runs.find_run(settings, str(run["id"]))
-            if history:
-                bar.update(task, completed=history[-1]["percent_complete"] or 0,
-                           description=f"{run['user']} ({run['status']})",
-                           figures=_figures(history[-1]))
-            if not follow or run["status"] != "running":
-                break
-            time.sleep(2)
-    if run["error"]:
-        console.print(f"error: {run['error']}")
-    if detailed and history:
+    settings, instance = ready(), dagster_instance()
+    try:
+        readings = (follow_progress(settings, instance, run_id, poll_s=2) if follow
+                    else iter([read_progress(settings, instance, run_id)]))
+        first = _training_started(run_id, readings, follow)
+        with Progress(TextColumn("{task.description}"), BarColumn(),
+                      TextColumn("{task.percentage:>5.1f}%"), TimeElapsedColumn(),
+                      TextColumn("{task.fields[figures]}"), console=console) as bar:
+            task = bar.add_task(f"{first.user} ({first.status})", total=100, figures="")
+            for found in itertools.chain([first], readings):
+                if found.latest:
+                    bar.update(task, completed=found.latest["percent_complete"] or 0,
+                               description=f"{found.user} ({found.status})",
+                               figures=_figures(found.latest))
+    except UnknownRunError:
+        raise click.ClickException(f"no training run or Dagster run {run_id!r} (clone-pipeline "
+                                   f"runs lists recent runs)") from None
+    if found.error:
+        console.print(f"error: {found.error}")
+    history = read_progress(settings, instance, run_id, detailed=True).history \
+        if detailed else []
+    if history:
         console.print(_history_table(history))
 
 
-def _wait_for_training(settings: Settings, run_id: str, follow: bool) -> dict:
-    """The training run a Dagster run starts, once its training step begins: a run printed
-    by `run` may still be preparing data, or queued."""
-    import time
-
-    from clone_pipeline.orchestration.runs import run_status
-    from clone_pipeline.services import training as runs
-
-    status = run_status(dagster_instance(), run_id)
-    with console.status(f"Dagster run {run_id} is {status}; waiting for its training step"):
-        while status is not None and follow:
-            found = runs.find_run(settings, run_id)
-            if found is not None:
-                return found
-            if status in ("SUCCESS", "FAILURE", "CANCELED"):
-                break
-            time.sleep(2)
-            status = run_status(dagster_instance(), run_id)
-    if status is None:
-        raise click.ClickException(f"no training run or Dagster run {run_id!r} (clone-pipeline "
-                                   f"runs lists recent runs)")
-    raise click.ClickException(f"Dagster run {run_id} is {status} and has no training step "
-                               f"{'yet' if not follow else ''}".strip())
+def _training_started(run_id: str, readings, follow: bool):
+    """The first reading with a training run: a Dagster run printed by `run` may still be
+    preparing data, or queued."""
+    found = next(readings)
+    if found.row is not None:
+        return found
+    with console.status(f"Dagster run {run_id} is {found.status}; waiting for its training "
+                        f"step") as waiting:
+        while found.row is None and follow and not found.finished:
+            found = next(readings, found)
+            waiting.update(f"Dagster run {run_id} is {found.status}; waiting for its training "
+                           f"step")
+    if found.row is None:
+        raise click.ClickException(f"Dagster run {run_id} is {found.status} and has no "
+                                   f"training step {'yet' if not follow else ''}".strip())
+    return found
 
 
 def _figures(m: dict) -> str:

@@ -73,7 +73,7 @@ def _status_table(rows: list[dict]) -> Table:
 def remove_user(external_id: str, yes: bool) -> None:
     """Delete a user: their rows in every domain table, their files and their partition."""
     from clone_pipeline.files import check_id
-    from clone_pipeline.orchestration.users import remove_user as remove
+    from clone_pipeline.launch.users import remove_user as remove
     from clone_pipeline.services.users import require_user
 
     settings = ready()

@@ -39,7 +39,7 @@ def workflow_start(external_id: str, voice: bool, deploy: bool, priority: str,
     """Queue a complete workflow for a user; prints its id and estimated completion."""
     import yaml
 
-    from clone_pipeline.control.workflows import start_workflow
+    from clone_pipeline.launch.workflows import start_workflow
 
     settings, instance = ready(), dagster_instance()
     run_config = (yaml.safe_load(Path(config_file).read_text(encoding="utf-8"))
@@ -67,7 +67,7 @@ def workflow_start(external_id: str, voice: bool, deploy: bool, priority: str,
 @click.option("--json", "as_json", is_flag=True, help="Print the REST API's JSON instead.")
 def workflow_status(workflow_id: str, follow: bool, as_json: bool) -> None:
     """A workflow's stages with their state and times (live with --follow)."""
-    from clone_pipeline.control.workflows import workflow_status as status
+    from clone_pipeline.launch.workflows import workflow_status as status
 
     settings, instance = ready(), dagster_instance()
     if follow and not as_json:
@@ -87,7 +87,7 @@ def workflow_status(workflow_id: str, follow: bool, as_json: bool) -> None:
 @click.argument("external_id", required=False)
 def workflow_list(external_id: str | None) -> None:
     """Workflows queued or running (of one user, if given)."""
-    from clone_pipeline.control.workflows import active_workflows
+    from clone_pipeline.launch.workflows import active_workflows
 
     settings, instance = ready(), dagster_instance()
     found = active_workflows(settings, instance, external_id)
@@ -107,7 +107,7 @@ def workflow_list(external_id: str | None) -> None:
 def workflow_cancel(workflow_or_run_id: str) -> None:
     """Cancel a workflow (or any Dagster run by its id): queued, it leaves the queue;
     running, training checkpoints and stops, and its GPU slot is free again."""
-    from clone_pipeline.control.workflows import cancel
+    from clone_pipeline.launch.workflows import cancel
     from clone_pipeline.services.workflows import UnknownWorkflowError, get_workflow
 
     settings = ready()
@@ -148,7 +148,7 @@ def _seconds(value: float | None) -> str:
 def _follow(settings, instance, workflow_id: str) -> None:
     """A bar per stage until the workflow ends; the training stage shows its loss, tokens/s
     and step progress from training_metrics as they arrive."""
-    from clone_pipeline.control.workflows import workflow_status as status
+    from clone_pipeline.launch.workflows import workflow_status as status
 
     try:
         view = status(settings, instance, workflow_id)
@@ -175,7 +175,7 @@ def _follow(settings, instance, workflow_id: str) -> None:
 
 
 def _training_figures(settings, instance, dagster_run_id: str) -> tuple[float, str]:
-    from clone_pipeline.control.progress import training_progress
+    from clone_pipeline.launch.progress import training_progress
 
     found = training_progress(settings, instance, dagster_run_id)
     step, current = found["progress"]["currentStep"], found["metrics"]["current"]

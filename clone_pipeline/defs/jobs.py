@@ -8,6 +8,12 @@ from clone_pipeline.defs.assets_memory import memory_index
 from clone_pipeline.defs.assets_serving import deployment
 from clone_pipeline.defs.assets_training import model_evaluation, trained_adapter
 from clone_pipeline.defs.assets_voice import voice_alignment, voice_profile
+from clone_pipeline.launch.names import (
+    COMPLETE_WORKFLOW,
+    DATA_ONLY,
+    DEPLOY_EVALUATED,
+    VOICE_INTEGRATION,
+)
 from clone_pipeline.services.workflows import STAGES
 from clone_pipeline.training.config import PRESETS
 
@@ -17,7 +23,7 @@ WORKFLOW_ASSETS = (collected_training_data, memory_index, formatted_datasets, vo
 assert [a.key.to_user_string() for a in WORKFLOW_ASSETS] == list(STAGES)
 
 data_only = dg.define_asset_job(
-    "data_only",
+    DATA_ONLY,
     selection=dg.AssetSelection.assets(collected_training_data, memory_index,
                                        formatted_datasets),
     description="Collect, clean, assess and format one user's material, and index her "
@@ -25,7 +31,7 @@ data_only = dg.define_asset_job(
 )
 
 complete_workflow = dg.define_asset_job(
-    "complete_workflow",
+    COMPLETE_WORKFLOW,
     selection=dg.AssetSelection.assets(*WORKFLOW_ASSETS),
     description="Everything for one user: data, voice, training, evaluation and (with the "
                 "deployment asset's auto_deploy on) serving the version that passed. A "
@@ -42,7 +48,7 @@ train_and_deploy = dg.define_asset_job(
 )
 
 deploy_evaluated = dg.define_asset_job(
-    "deploy_evaluated",
+    DEPLOY_EVALUATED,
     selection=dg.AssetSelection.assets(deployment),
     config={"ops": {"deployment": {"config": {"auto_deploy": True}}}},
     description="Serve the user's latest evaluated version if it passed (needs the engine of "
@@ -57,7 +63,7 @@ housekeeping = dg.define_asset_job(
 )
 
 voice_integration = dg.define_asset_job(
-    "voice_integration",
+    VOICE_INTEGRATION,
     selection=dg.AssetSelection.assets(voice_profile, voice_alignment),
     description="One user's voice profile and voice-text alignment (five stages, from "
                 "analysis to validation).",

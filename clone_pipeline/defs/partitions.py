@@ -4,7 +4,9 @@ import warnings
 
 import dagster as dg
 
-users = dg.DynamicPartitionsDefinition(name="users")
+from clone_pipeline.launch.names import USERS_PARTITIONS
+
+users = dg.DynamicPartitionsDefinition(name=USERS_PARTITIONS)
 
 
 def per_user_check(name: str, asset: str, description: str,

@@ -6,7 +6,6 @@ from datetime import datetime
 
 import dagster as dg
 
-from clone_pipeline.control.workflows import active_workflows
 from clone_pipeline.db.session import safe_url
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import collected_training_data
@@ -14,6 +13,7 @@ from clone_pipeline.defs.assets_voice import voice_profile
 from clone_pipeline.defs.jobs import data_only, voice_integration
 from clone_pipeline.defs.partitions import users
 from clone_pipeline.defs.resources import CloneSettings
+from clone_pipeline.launch.workflows import active_workflows
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.users import changed_users
 

@@ -2,7 +2,7 @@
 measured durations of earlier workflows (never from constants).
 
 A workflow is one Dagster run of ``complete_workflow`` over the stages the request asked for;
-the Dagster-aware side (``control.workflows``) launches it and reports each stage's progress
+the launch layer (``launch.workflows``) launches it and reports each stage's progress
 here.
 """
 

@@ -1,28 +1,32 @@
 """The operating half of the REST API: collect, format, voice integration, training through
 the GPU queue, progress (also as server-sent events), analytics and complete workflows.
 
-Every launch goes through the Dagster webserver (``CLONE_DAGSTER_URL``), so it waits in the
-run queue and shows in the UI. A user token acts on its own user; another user's id, like an
-unknown one, is a 404. Admin tokens act on anyone and alone may create queues.
+Every launch goes through the launch layer, queued through the Dagster webserver
+(``CLONE_DAGSTER_URL``), so it waits in the run queue and shows in the UI; run configs are the
+assets' typed configs. A user token acts on its own user; another user's id, like an unknown
+one, is a 404. Admin tokens act on anyone and alone may create queues.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Callable
 from typing import Annotated, Any
 
-import dagster as dg
 from fastapi import APIRouter, FastAPI, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from clone_pipeline.control import jobs, progress
-from clone_pipeline.control import queues as queue_control
-from clone_pipeline.control import workflows as flows
-from clone_pipeline.control.dagster_api import DagsterUnavailableError, LaunchError
+from clone_pipeline.defs.config import CollectConfig, FormatConfig, VoiceIntegrationConfig
+from clone_pipeline.launch import progress
+from clone_pipeline.launch import queues as queue_control
+from clone_pipeline.launch import workflows as flows
+from clone_pipeline.launch.dagster_api import DagsterUnavailableError, LaunchError
+from clone_pipeline.launch.instance import SharedInstance
+from clone_pipeline.launch.launch import asset_config, launch_tags, run_job_for_user
+from clone_pipeline.launch.names import COMPLETE_WORKFLOW
+from clone_pipeline.launch.runs import Run, RunStatus, UnknownRunError, run_of, wait_for_run
 from clone_pipeline.services import datasets, queues
 from clone_pipeline.services import training as training_runs
 from clone_pipeline.services import workflows as workflow_rows
@@ -47,29 +51,11 @@ SSE_POLL_S = 1.0
 RunId = Annotated[str, Query(min_length=1, max_length=64)]
 
 
-class Operations:
-    """The Dagster instance the API reads run records from, opened on first use."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self._instance: dg.DagsterInstance | None = None
-        self._lock = threading.Lock()
-
-    def instance(self) -> dg.DagsterInstance:
-        with self._lock:
-            if self._instance is None:
-                self._instance = dg.DagsterInstance.from_config(str(self.settings.dagster_home))
-            return self._instance
-
-    def close(self) -> None:
-        if self._instance is not None:
-            self._instance.dispose()
-
-
-def add_operate_routes(app: FastAPI, settings: Settings) -> Operations:
-    ops = Operations(settings)
-    app.include_router(_router(settings, ops))
-    return ops
+def add_operate_routes(app: FastAPI, settings: Settings) -> SharedInstance:
+    """The operating routes on *app*; returns the Dagster instance they share (to close)."""
+    dagster = SharedInstance(settings)
+    app.include_router(_router(settings, dagster))
+    return dagster
 
 
 async def _call(fn: Callable, *args, **kwargs):
@@ -87,7 +73,7 @@ async def _call(fn: Callable, *args, **kwargs):
         raise ApiError(404, str(exc), "queueName", kind="not_found_error") from None
     except queues.QueueError as exc:
         raise ApiError(422, str(exc)) from None
-    except (UnknownWorkflowError, jobs.UnknownRunError) as exc:
+    except (UnknownWorkflowError, UnknownRunError) as exc:
         raise ApiError(404, str(exc), kind="not_found_error") from None
     except LookupError as exc:  # an unknown user
         raise ApiError(404, str(exc), "userId", kind="not_found_error") from None
@@ -110,22 +96,25 @@ def _check_owner(who: Principal, owner: str | None, what: str) -> None:
         raise not_found(what)
 
 
-def _router(settings: Settings, ops: Operations) -> APIRouter:
+def _router(settings: Settings, dagster: SharedInstance) -> APIRouter:
     router = APIRouter(tags=["operate"])
 
     async def launch_and_answer(who: Principal, user: str, assets: list[str],
                                 config: dict[str, Any], wait: float, answer: Callable
                                 ) -> JSONResponse:
-        instance = await _call(ops.instance)
-        run_id = await _call(jobs.launch_assets, settings, instance, user, assets, config)
-        await run_in_threadpool(jobs.wait_for_run, instance, run_id, wait)
-        return await run_answer(who, run_id, answer)
+        instance = await _call(dagster.get)
+        run = await _call(run_job_for_user, instance, COMPLETE_WORKFLOW, user, config,
+                          launch_tags(settings, None, "medium"), settings, assets=assets,
+                          queued=True)
+        await run_in_threadpool(wait_for_run, instance, run.run_id, wait)
+        return await run_answer(who, run.run_id, answer)
 
     async def run_answer(who: Principal, run_id: str, answer: Callable) -> JSONResponse:
-        outcome = await _call(jobs.run_outcome, await _call(ops.instance), run_id)
+        outcome = await _call(run_of, await _call(dagster.get), run_id)
         _check_owner(who, outcome.user, f"run {run_id!r}")
         # success: the run is on its way or done; a failed or cancelled one says why.
-        body: dict[str, Any] = {"success": outcome.status not in ("failed", "cancelled"),
+        body: dict[str, Any] = {"success": outcome.status not in (RunStatus.FAILED,
+                                                                  RunStatus.CANCELLED),
                                 "runId": run_id,
                                 "userId": outcome.user, "status": outcome.status,
                                 "error": outcome.error}
@@ -140,10 +129,9 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.post("/api/training/collect-data")
     async def collect_data(body: CollectRequest, who: Who) -> JSONResponse:
         user = _user_of(who, body.userId)
-        config = {"ops": {"collected_training_data": {"config": {
-            "include_life_stories": body.includeLifeStories,
-            "include_milestones": body.includeMilestones,
-            "min_word_count": body.minWordCount}}}}
+        config = asset_config({"collected_training_data": CollectConfig(
+            include_life_stories=body.includeLifeStories,
+            include_milestones=body.includeMilestones, min_word_count=body.minWordCount)})
         return await launch_and_answer(who, user, ["collected_training_data"], config,
                                        body.waitSeconds, _collected)
 
@@ -154,9 +142,9 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.post("/api/training/format-data")
     async def format_data(body: FormatRequest, who: Who) -> JSONResponse:
         user = _user_of(who, body.userId)
-        config = {"ops": {"formatted_datasets": {"config": {
-            "include_system_prompts": body.includeSystemPrompts, "max_length": body.maxLength,
-            "template_style": body.templateStyle}}}}
+        config = asset_config({"formatted_datasets": FormatConfig(
+            include_system_prompts=body.includeSystemPrompts, max_length=body.maxLength,
+            template_style=body.templateStyle)})
         return await launch_and_answer(who, user, ["formatted_datasets"], config,
                                        body.waitSeconds,
                                        lambda s, o: _formatted(s, o, body.format))
@@ -169,12 +157,12 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.post("/api/voice-llm/integrate")
     async def voice_integrate(body: VoiceIntegrateRequest, who: Who) -> JSONResponse:
         user = _user_of(who, body.userId)
-        config = {"ops": {"voice_alignment": {"config": {
-            "voice_weight": body.voiceWeight, "text_weight": body.textWeight,
-            "emotional_alignment": body.emotionalAlignment,
-            "personality_consistency": body.personalityConsistency,
-            "prosody_mapping": body.prosodyMapping,
-            "speech_pattern_learning": body.speechPatternLearning}}}}
+        config = asset_config({"voice_alignment": VoiceIntegrationConfig(
+            voice_weight=body.voiceWeight, text_weight=body.textWeight,
+            emotional_alignment=body.emotionalAlignment,
+            personality_consistency=body.personalityConsistency,
+            prosody_mapping=body.prosodyMapping,
+            speech_pattern_learning=body.speechPatternLearning)})
         return await launch_and_answer(who, user, ["voice_profile", "voice_alignment"], config,
                                        body.waitSeconds, _integrated)
 
@@ -199,7 +187,7 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
             job = body.jobId
             if not job:
                 raise ApiError(422, "jobId is required for stop_training", "jobId")
-            instance = await _call(ops.instance)
+            instance = await _call(dagster.get)
             owner = await _call(progress.job_owner, settings, instance, job)
             _check_owner(who, owner, f"job {job!r}")
             status = await _call(progress.stop_job, settings, instance, job)
@@ -211,12 +199,11 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
             found = await _call(training_runs.recommend_settings, settings, user, str(base))
             return {"success": True, "userId": user, **found}
         # start_training
-        instance = await _call(ops.instance)
-        config = {"ops": {"trained_adapter": {"config": body.trainingConfig}}} \
-            if body.trainingConfig else {}
+        instance = await _call(dagster.get)
+        config = _training_config(body.trainingConfig)
         run_id = await _call(flows.start_training, settings, instance, user,
                              queue=body.queueName, priority=body.priority, run_config=config)
-        return {"success": True, "jobId": run_id, "userId": user, "status": "queued",
+        return {"success": True, "jobId": run_id, "userId": user, "status": RunStatus.QUEUED,
                 "queueName": body.queueName, "priority": body.priority,
                 "progress": f"/api/training/progress?jobId={run_id}"}
 
@@ -226,7 +213,7 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
         if view != "system_status":
             raise ApiError(422, f"view must be gpu_metrics or system_status, not {view!r}",
                            "view")
-        instance = await _call(ops.instance)
+        instance = await _call(dagster.get)
         return {"success": True, **await _call(_system_status, settings, instance, who)}
 
     for path in ("/api/training/rtx5090-manager", "/api/training/gpu-manager"):
@@ -239,7 +226,7 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     async def training_progress(who: Who, jobId: RunId,  # noqa: N803
                                 detailed: bool = False,
                                 realTime: bool = False):  # noqa: N803
-        instance = await _call(ops.instance)
+        instance = await _call(dagster.get)
         owner = await _call(progress.job_owner, settings, instance, jobId)
         _check_owner(who, owner, f"job {jobId!r}")
         if not realTime:
@@ -251,7 +238,7 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
 
     @router.get("/api/training/analytics")
     async def training_analytics(who: Who, jobId: RunId) -> dict[str, Any]:  # noqa: N803
-        instance = await _call(ops.instance)
+        instance = await _call(dagster.get)
         owner = await _call(progress.job_owner, settings, instance, jobId)
         _check_owner(who, owner, f"job {jobId!r}")
         found = await _call(progress.training_progress, settings, instance, jobId, True)
@@ -263,9 +250,8 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.post("/api/training/workflow")
     async def start_workflow(body: WorkflowRequest, who: Who) -> dict[str, Any]:
         user = _user_of(who, body.userId)
-        instance = await _call(ops.instance)
-        config = {"ops": {"trained_adapter": {"config": body.trainingConfig}}} \
-            if body.trainingConfig else None
+        instance = await _call(dagster.get)
+        config = _training_config(body.trainingConfig)
         view = await _call(flows.start_workflow, settings, instance, user,
                            include_voice_integration=body.includeVoiceIntegration,
                            auto_deployment=body.autoDeployment, queue=body.queueName,
@@ -275,7 +261,7 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
     @router.get("/api/training/workflow")
     async def workflow_status(who: Who, workflowId: Annotated[  # noqa: N803
             str | None, Query(min_length=1, max_length=64)] = None) -> dict[str, Any]:
-        instance = await _call(ops.instance)
+        instance = await _call(dagster.get)
         if workflowId is None:
             found = await _call(flows.active_workflows, settings, instance,
                                 None if who.admin else who.external_id)
@@ -289,7 +275,13 @@ def _router(settings: Settings, ops: Operations) -> APIRouter:
 
 # ------------------------------------------------------------------------- answers
 
-def _collected(settings: Settings, outcome: jobs.RunOutcome) -> dict[str, Any]:
+def _training_config(fields: dict[str, Any] | None) -> dict[str, Any]:
+    """trained_adapter's config as the request gives it (the launchpad's fields; Dagster
+    checks them, and a refusal is a 422 naming trainingConfig)."""
+    return asset_config({"trained_adapter": fields} if fields else {})
+
+
+def _collected(settings: Settings, outcome: Run) -> dict[str, Any]:
     found = datasets.produced_by_run(settings, outcome.run_id)["collected"]
     if found is None:
         return {}
@@ -309,7 +301,7 @@ def _collected(settings: Settings, outcome: jobs.RunOutcome) -> dict[str, Any]:
     }
 
 
-def _formatted(settings: Settings, outcome: jobs.RunOutcome, fmt: str) -> dict[str, Any]:
+def _formatted(settings: Settings, outcome: Run, fmt: str) -> dict[str, Any]:
     rows = {row["format"]: row for row in
             datasets.produced_by_run(settings, outcome.run_id)["formatted"]}
     if fmt not in rows:
@@ -325,7 +317,7 @@ def _formatted(settings: Settings, outcome: jobs.RunOutcome, fmt: str) -> dict[s
             "formats": sorted(rows), "schemaCheck": outcome.checks.get("schema")}
 
 
-def _integrated(settings: Settings, outcome: jobs.RunOutcome) -> dict[str, Any]:
+def _integrated(settings: Settings, outcome: Run) -> dict[str, Any]:
     found = integration_of_run(settings, outcome.run_id) or {}
     return {**found, "validation": outcome.checks.get("integration_valid"),
             "audioQuality": outcome.checks.get("audio_quality")}
@@ -338,13 +330,10 @@ def _gpu_metrics(settings: Settings) -> dict[str, Any]:
             "hardwareProfile": hardware_class()}
 
 
-def _system_status(settings: Settings, instance: dg.DagsterInstance,
-                   who: Principal) -> dict[str, Any]:
-    info = instance.event_log_storage.get_concurrency_info(queue_control.GPU_POOL)
+def _system_status(settings: Settings, instance, who: Principal) -> dict[str, Any]:
     return {
         **_gpu_metrics(settings),
-        "gpuPool": {"slots": info.slot_count, "inUse": info.active_slot_count,
-                    "pendingRuns": len(info.pending_run_ids)},
+        "gpuPool": queue_control.gpu_pool_load(instance),
         "queues": [{**q.as_dict(), **queue_control.queue_load(instance, q.name)}
                    for q in queues.list_queues(settings)] if who.admin else [],
         # the rows as the workflow_progress sensor last wrote them (a read writes nothing)
@@ -353,20 +342,15 @@ def _system_status(settings: Settings, instance: dg.DagsterInstance,
     }
 
 
-async def _progress_events(settings: Settings, instance: dg.DagsterInstance, job_id: str,
-                           detailed: bool):
+async def _progress_events(settings: Settings, instance, job_id: str, detailed: bool):
     """One `progress` event whenever the step or status changes, then `end` when the job
     has finished."""
-    last = None
+    follower = progress.ProgressFollower(settings, instance, job_id, detailed)
     while True:
-        found = await run_in_threadpool(progress.training_progress, settings, instance, job_id,
-                                        detailed)
-        key = (found["status"], found["progress"]["currentStep"])
-        if key != last:
-            last = key
-            yield f"event: progress\ndata: {json.dumps(found, default=str)}\n\n"
-        if found["status"] in progress.FINISHED_TRAINING | {"succeeded"} or (
-                found["dagsterRunStatus"] in ("succeeded", "failed", "cancelled")):
-            yield f"event: end\ndata: {json.dumps({'status': found['status']})}\n\n"
+        found = await run_in_threadpool(follower.poll)
+        if found is not None:
+            yield f"event: progress\ndata: {json.dumps(found.as_dict(detailed), default=str)}\n\n"
+        if follower.finished:
+            yield f"event: end\ndata: {json.dumps({'status': follower.last.status})}\n\n"
             return
         await asyncio.sleep(SSE_POLL_S)

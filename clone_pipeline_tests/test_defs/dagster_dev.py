@@ -9,8 +9,8 @@ from pathlib import Path
 
 import requests
 
+from clone_pipeline.launch.dagster_dev import stop_group
 from clone_pipeline.net import free_port
-from clone_pipeline.orchestration.serve import stop_group
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

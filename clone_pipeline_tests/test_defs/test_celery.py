@@ -17,7 +17,7 @@ import redis
 import yaml
 
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.orchestration.serve import stop_group
+from clone_pipeline.launch.dagster_dev import stop_group
 from clone_pipeline_tests.test_defs.dagster_dev import BIN, REPO, wait_for
 
 USER = "margaret-ellis"

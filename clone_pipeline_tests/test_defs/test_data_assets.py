@@ -7,7 +7,7 @@ from clone_pipeline.db.models import FormattedTrainingData, TrainingDataset
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.definitions import defs
 from clone_pipeline.defs.partitions import users
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.launch import run_job_for_user
 
 COLLECTED = dg.AssetKey("collected_training_data")
 FORMATTED = dg.AssetKey("formatted_datasets")

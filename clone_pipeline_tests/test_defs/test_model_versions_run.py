@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from clone_pipeline.cli import main
 from clone_pipeline.defs.metadata import UI_INLINE_MARKDOWN
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.ingest import import_export
 
 USER = "walter-okafor"
@@ -51,11 +51,11 @@ def test_run_prints_the_run_id_before_the_run_executes(env_settings, import_pers
     assert listed.exit_code == 0, listed.output
     [row] = _lines_with(listed.output, run_id)
     assert "data_only" in listed.output.splitlines()[row]
-    assert "SUCCESS" in listed.output.splitlines()[row]
+    assert "succeeded" in listed.output.splitlines()[row]
     assert "collected_training_data" in listed.output
     waiting = cli_env.invoke(main, ["progress", run_id, "--no-follow"])
     assert waiting.exit_code == 1
-    assert f"Dagster run {run_id} is SUCCESS and has no training step" in waiting.output
+    assert f"Dagster run {run_id} is succeeded and has no training step" in waiting.output
     unknown = cli_env.invoke(main, ["progress", "nope", "--no-follow"])
     assert unknown.exit_code == 1 and "no training run or Dagster run 'nope'" in unknown.output
 

@@ -4,8 +4,8 @@ import dagster as dg
 import pytest
 from sqlalchemy import create_engine, text
 
-from clone_pipeline.orchestration.instance import default_template, write_dagster_yaml
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.instance import default_template, write_dagster_yaml
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.settings import load_settings
 
 

@@ -8,7 +8,7 @@ import dagster as dg
 from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.ingest import import_export
 
 READINESS = dg.AssetCheckKey(dg.AssetKey("collected_training_data"), "readiness")

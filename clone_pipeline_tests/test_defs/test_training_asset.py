@@ -15,7 +15,7 @@ from clone_pipeline.defs.assets_training import model_evaluation, trained_adapte
 from clone_pipeline.defs.metadata import UI_INLINE_MARKDOWN
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.fidelity import store_fact_sheet
 from clone_pipeline.services.ingest import import_export
 

@@ -15,8 +15,8 @@ import psutil
 import pytest
 
 from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.launch.dagster_dev import STOP_GRACE_SECONDS
 from clone_pipeline.net import free_port
-from clone_pipeline.orchestration.serve import STOP_GRACE_SECONDS
 from clone_pipeline.processes import group_alive
 from clone_pipeline_tests.test_defs.dagster_dev import BIN, REPO, wait_for
 

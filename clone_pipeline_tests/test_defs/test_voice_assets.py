@@ -12,7 +12,7 @@ from clone_pipeline.db.models import VoiceLlmIntegration, VoiceProfile
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.definitions import defs
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.ingest import import_export
 
 PROFILE = dg.AssetKey("voice_profile")

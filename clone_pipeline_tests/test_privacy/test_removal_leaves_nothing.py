@@ -56,8 +56,8 @@ from sqlalchemy.engine import make_url
 
 from clone_pipeline.data.collect import _group_key
 from clone_pipeline.data.split import split_by_question
-from clone_pipeline.orchestration.instance import default_template, initialise
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.instance import default_template, initialise
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.ingest import import_export
 from clone_pipeline.services.memory import build_memory
 from clone_pipeline.training.config import PRESETS

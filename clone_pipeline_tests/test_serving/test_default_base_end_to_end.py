@@ -16,7 +16,7 @@ from clone_pipeline.db.models import ModelVersion
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.engine.process import EngineSpec, start_engine
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.deployments import list_deployments
 from clone_pipeline.services.engine import handle_of
 from clone_pipeline.services.evaluation import latest_evaluation

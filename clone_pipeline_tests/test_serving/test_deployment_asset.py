@@ -9,7 +9,7 @@ import pytest
 from clone_pipeline.db.models import ModelVersion
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.defs.partitions import users
-from clone_pipeline.orchestration.launch import run_job_for_user
+from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.deployments import list_deployments
 
 pytestmark = pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from clone_pipeline.control.queues import processes_per_run
 from clone_pipeline.data.store import write_jsonl
+from clone_pipeline.launch.queues import processes_per_run
 from clone_pipeline.settings import load_settings
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.job import RESULT_FILE, TrainingJob

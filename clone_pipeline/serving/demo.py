@@ -13,13 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import dagster as dg
 import httpx
 import uvicorn
 
 from clone_pipeline.engine.process import start_engine, write_state
+from clone_pipeline.launch.launch import run_job_for_user
+from clone_pipeline.launch.names import DEPLOY_EVALUATED
+from clone_pipeline.launch.runs import Run
 from clone_pipeline.net import free_port
-from clone_pipeline.orchestration.launch import RunOutcome, run_job_for_user
 from clone_pipeline.services.deployments import list_deployments, restore_deployments
 from clone_pipeline.services.engine import handle_of, spec_for, state_file
 from clone_pipeline.services.tokens import create_token
@@ -48,7 +49,7 @@ class Served:
     sources: list[dict] = field(default_factory=list)  # the memories the answer was given
 
 
-def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list[str],
+def deploy_and_ask(instance, settings: Settings, names: list[str],
                    run_config: dict, say: Callable[[str], None],
                    questions: tuple[str, ...] = QUESTIONS,
                    base_model: str = DEFAULT_BASE_MODEL
@@ -59,10 +60,10 @@ def deploy_and_ask(instance: dg.DagsterInstance, settings: Settings, names: list
     write_state(state_file(settings), engine)
     try:
         restore_deployments(settings, handle_of(engine), fresh_engine=True)  # earlier demos'
-        outcomes: dict[str, RunOutcome] = {}
+        outcomes: dict[str, Run] = {}
         for name in names:
             say(f"deploy_evaluated for {name}")
-            outcomes[name] = run_job_for_user(instance, "deploy_evaluated", name, run_config)
+            outcomes[name] = run_job_for_user(instance, DEPLOY_EVALUATED, name, run_config)
         return _ask(settings, engine, names, outcomes, questions)
     finally:
         state_file(settings).unlink(missing_ok=True)

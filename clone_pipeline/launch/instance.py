@@ -1,13 +1,18 @@
-"""Set up the data root, the domain schema and the Dagster instance folder."""
+"""Set up the data root, the domain schema and the Dagster instance folder, and open the
+instance for the commands and the HTTP API (which never touch Dagster themselves)."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
-from clone_pipeline.control.queues import apply_gpu_slots
+import dagster as dg
+
 from clone_pipeline.db.session import migrate, psycopg2_url
 from clone_pipeline.files import atomic_path
+from clone_pipeline.launch.names import USERS_PARTITIONS
+from clone_pipeline.launch.queues import apply_gpu_slots
 from clone_pipeline.services.pairing import check_pairing, record_pairing
 from clone_pipeline.settings import Settings
 
@@ -57,11 +62,9 @@ def prepare_dagster_storage(settings: Settings) -> None:
     Left to `dagster dev`, the webserver, daemon and code server all create a fresh SQLite
     instance at once and can stamp its Alembic table twice ("more than one head").
     """
-    import dagster as dg
-
     with dg.DagsterInstance.from_config(str(settings.dagster_home)) as instance:
         instance.get_runs(limit=1)
-        instance.get_dynamic_partitions("users")
+        instance.get_dynamic_partitions(USERS_PARTITIONS)
         instance.all_instigator_state()
         apply_gpu_slots(settings, instance)
 
@@ -73,3 +76,28 @@ def default_template() -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def current_instance() -> dg.DagsterInstance:
+    """The instance of $DAGSTER_HOME (the CLI points it at the data root's unless set)."""
+    return dg.DagsterInstance.get()
+
+
+class SharedInstance:
+    """The data root's Dagster instance, opened on first use and shared by the threads of a
+    long-running process (the HTTP API)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._instance: dg.DagsterInstance | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> dg.DagsterInstance:
+        with self._lock:
+            if self._instance is None:
+                self._instance = dg.DagsterInstance.from_config(str(self.settings.dagster_home))
+            return self._instance
+
+    def close(self) -> None:
+        if self._instance is not None:
+            self._instance.dispose()

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from clone_pipeline.launch.names import PARTITION_TAG
 from clone_pipeline.settings import Settings
 
 LAUNCH = """
@@ -90,7 +91,7 @@ class DagsterApi:
                                     "repositoryName": repository, "jobName": job}
         if assets is not None:
             selector["assetSelection"] = [{"path": [name]} for name in assets]
-        all_tags = {**tags, "dagster/partition": partition}
+        all_tags = {**tags, PARTITION_TAG: partition}
         params = {"selector": selector, "runConfigData": run_config or {}, "mode": "default",
                   "executionMetadata": {"tags": [{"key": k, "value": v}
                                                  for k, v in all_tags.items()]}}

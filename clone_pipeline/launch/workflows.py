@@ -13,39 +13,30 @@ from typing import Any
 
 import dagster as dg
 
-from clone_pipeline.control.dagster_api import DagsterApi, DagsterUnavailableError, LaunchError
 from clone_pipeline.db.statuses import WorkflowStatus
-from clone_pipeline.services import queues
+from clone_pipeline.launch.dagster_api import DagsterApi, DagsterUnavailableError, LaunchError
+from clone_pipeline.launch.launch import (
+    asset_config,
+    deep_merge,
+    launch_tags,
+    run_job_for_user,
+)
+from clone_pipeline.launch.names import COMPLETE_WORKFLOW, WORKFLOW_TAG
+from clone_pipeline.launch.runs import RunStatus, root_cause
 from clone_pipeline.services import workflows as flows
 from clone_pipeline.services.users import require_user
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.hardware import hardware_class
 
-WORKFLOW_JOB = "complete_workflow"
-WORKFLOW_TAG = "clone/workflow"
-MAX_RUNTIME_TAG = "dagster/max_runtime"
-USERS_PARTITIONS = "users"
 TRAINING_STAGES = ["trained_adapter", "model_evaluation"]
 _STEP_EVENTS = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
                 dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.STEP_SKIPPED,
                 dg.DagsterEventType.ASSET_CHECK_EVALUATION, dg.DagsterEventType.RUN_FAILURE}
-_RUN_STATUS = {
-    dg.DagsterRunStatus.QUEUED: WorkflowStatus.PENDING,
-    dg.DagsterRunStatus.NOT_STARTED: WorkflowStatus.PENDING,
-    dg.DagsterRunStatus.STARTING: WorkflowStatus.RUNNING,
-    dg.DagsterRunStatus.STARTED: WorkflowStatus.RUNNING,
-    dg.DagsterRunStatus.CANCELING: WorkflowStatus.RUNNING,
-    dg.DagsterRunStatus.SUCCESS: WorkflowStatus.COMPLETED,
-    dg.DagsterRunStatus.FAILURE: WorkflowStatus.FAILED,
-    dg.DagsterRunStatus.CANCELED: WorkflowStatus.CANCELLED,
-}
-
-
-def launch_tags(settings: Settings, queue_name: str | None, priority: str) -> dict[str, str]:
-    """Queue, priority and the hung-run guard for a queued launch."""
-    queue = queues.get_queue(settings, queue_name) if queue_name else None
-    return {**queues.run_tags(queue, priority),
-            MAX_RUNTIME_TAG: str(settings.max_run_seconds)}
+_WORKFLOW_STATUS = {RunStatus.QUEUED: WorkflowStatus.PENDING,
+                    RunStatus.RUNNING: WorkflowStatus.RUNNING,
+                    RunStatus.SUCCEEDED: WorkflowStatus.COMPLETED,
+                    RunStatus.FAILED: WorkflowStatus.FAILED,
+                    RunStatus.CANCELLED: WorkflowStatus.CANCELLED}
 
 
 def start_workflow(settings: Settings, instance: dg.DagsterInstance, external_id: str, *,
@@ -62,13 +53,13 @@ def start_workflow(settings: Settings, instance: dg.DagsterInstance, external_id
     config = deep_merge(_workflow_config(include_voice_integration, auto_deployment),
                          run_config or {})
     try:
-        instance.add_dynamic_partitions(USERS_PARTITIONS, [external_id])
-        run_id = (api or DagsterApi(settings)).launch(
-            WORKFLOW_JOB, external_id, {**tags, WORKFLOW_TAG: str(workflow_id)}, config, stages)
+        run = run_job_for_user(instance, COMPLETE_WORKFLOW, external_id, config,
+                               {**tags, WORKFLOW_TAG: str(workflow_id)}, assets=stages,
+                               queued=True, settings=settings, api=api)
     except (DagsterUnavailableError, LaunchError) as exc:
         flows.attach_run(settings, workflow_id, None, error=str(exc))
         raise
-    flows.attach_run(settings, workflow_id, run_id)
+    flows.attach_run(settings, workflow_id, run.run_id)
     return flows.get_workflow(settings, str(workflow_id))
 
 
@@ -77,11 +68,9 @@ def start_training(settings: Settings, instance: dg.DagsterInstance, external_id
                    run_config: dict[str, Any] | None = None,
                    api: DagsterApi | None = None) -> str:
     """Submit a training run (train, then evaluate) to the queue; returns its run id."""
-    require_user(settings, external_id)
     tags = launch_tags(settings, queue, priority)
-    instance.add_dynamic_partitions(USERS_PARTITIONS, [external_id])
-    return (api or DagsterApi(settings)).launch(WORKFLOW_JOB, external_id, tags,
-                                                run_config or {}, TRAINING_STAGES)
+    return run_job_for_user(instance, COMPLETE_WORKFLOW, external_id, run_config, tags,
+                            settings, assets=TRAINING_STAGES, queued=True, api=api).run_id
 
 
 def cancel(settings: Settings, run_id: str, api: DagsterApi | None = None) -> None:
@@ -139,7 +128,7 @@ def record_run(settings: Settings, instance: dg.DagsterInstance,
         else:
             state.update(status="failed", finishedAt=when)
             failures.append(f"{event.step_key}: {_step_error(event)}")
-    status = _RUN_STATUS.get(record.dagster_run.status, WorkflowStatus.PENDING)
+    status = _WORKFLOW_STATUS[RunStatus.of(record.dagster_run.status)]
     if status == WorkflowStatus.COMPLETED and any(s["status"] != "completed"
                                                  for s in stages.values()):
         status = WorkflowStatus.FAILED  # a blocking check stopped it: not a success
@@ -154,42 +143,17 @@ def record_run(settings: Settings, instance: dg.DagsterInstance,
                           else None)
 
 
-def workflow_of_run(settings: Settings, instance: dg.DagsterInstance, run_id: str) -> None:
-    """Bring the workflow a finished run belongs to (if any) up to date: the sensor's call."""
-    run = instance.get_run_by_id(run_id)
-    workflow_id = run.tags.get(WORKFLOW_TAG) if run else None
-    if workflow_id:
-        record_run(settings, instance, flows.get_workflow(settings, workflow_id))
-
-
 def _workflow_config(include_voice: bool, auto_deployment: bool) -> dict[str, Any]:
-    ops: dict[str, Any] = {}
+    configs: dict[str, dict[str, Any]] = {}
     if include_voice:
-        ops["trained_adapter"] = {"config": {"include_voice_integration": True}}
+        configs["trained_adapter"] = {"include_voice_integration": True}
     if auto_deployment:
-        ops["deployment"] = {"config": {"auto_deploy": True}}
-    return {"ops": ops} if ops else {}
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """*base* with *override* laid over it, nested dicts merged key by key."""
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = (deep_merge(merged[key], value)
-                       if isinstance(value, dict) and isinstance(merged.get(key), dict)
-                       else value)
-    return merged
+        configs["deployment"] = {"auto_deploy": True}
+    return asset_config(configs)
 
 
 def _step_error(event) -> str:
     return root_cause(event.step_failure_data.error if event.step_failure_data else None)
-
-
-def root_cause(error) -> str:
-    """The innermost message of a Dagster error (it wraps user errors in its own)."""
-    while error is not None and error.cause is not None:
-        error = error.cause
-    return error.message.strip().splitlines()[-1] if error else "failed"
 
 
 def _seconds(start: str | None, end: str) -> float | None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from clone_pipeline.launch.names import GPU_POOL
+from clone_pipeline.launch.runs import Run, run_of
 from clone_pipeline.services import queues
 from clone_pipeline.services.queues import Queue, QueueError
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.hardware import gpu_status
 
-GPU_POOL = "gpu"
 WAITING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED]
 IN_PROGRESS = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
                dg.DagsterRunStatus.CANCELING]
@@ -25,6 +26,13 @@ def runs_in(instance: dg.DagsterInstance, name: str,
             statuses: list[dg.DagsterRunStatus]) -> list[dg.DagsterRun]:
     return list(instance.get_runs(dg.RunsFilter(tags={queues.QUEUE_TAG: name},
                                                 statuses=statuses)))
+
+
+def queue_runs(instance: dg.DagsterInstance, name: str) -> list[Run]:
+    """The queue's runs going, then those waiting, higher priority first."""
+    waiting = sorted(runs_in(instance, name, WAITING),
+                     key=lambda r: -int(r.tags.get(queues.RUN_PRIORITY_TAG, "0")))
+    return [run_of(instance, r.run_id) for r in runs_in(instance, name, IN_PROGRESS) + waiting]
 
 
 def retag_runs(instance: dg.DagsterInstance, before: Queue, after: Queue) -> int:
@@ -86,8 +94,15 @@ def processes_per_run(settings: Settings, gpus: int | None = None) -> int:
 
 
 def apply_gpu_slots(settings: Settings, instance: dg.DagsterInstance) -> int:
-    """Set the "gpu" pool's limit in the instance (it lives in Dagster's database, so the
+    """Set the GPU pool's limit in the instance (it lives in Dagster's database, so the
     running daemon sees it at once). Returns the limit."""
     slots = gpu_slots(settings)
     instance.event_log_storage.set_concurrency_slots(GPU_POOL, slots)
     return slots
+
+
+def gpu_pool_load(instance: dg.DagsterInstance) -> dict[str, int]:
+    """The GPU pool's slots, how many are taken and how many runs wait for one."""
+    info = instance.event_log_storage.get_concurrency_info(GPU_POOL)
+    return {"slots": info.slot_count, "inUse": info.active_slot_count,
+            "pendingRuns": len(info.pending_run_ids)}
