@@ -9,7 +9,6 @@ from pathlib import Path
 
 import dagster as dg
 
-from clone_pipeline.control.queues import gpu_count, processes_per_run
 from clone_pipeline.db.statuses import TrainingRunStatus
 from clone_pipeline.defs.assets_data import formatted_datasets
 from clone_pipeline.defs.assets_memory import memory_index
@@ -19,6 +18,8 @@ from clone_pipeline.defs.metadata import inline_svg, table
 from clone_pipeline.defs.partitions import per_user_check, users
 from clone_pipeline.defs.resources import CloneSettings
 from clone_pipeline.defs.training_config import EvaluationConfig, TrainingRunConfig
+from clone_pipeline.launch.names import GPU_POOL
+from clone_pipeline.launch.queues import gpu_count, processes_per_run
 from clone_pipeline.services import evaluation, model_versions
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.voice import voice_training_file
@@ -37,7 +38,7 @@ warnings.filterwarnings("ignore", message=r".*expected_writer_count.*")
     group_name="training",
     kinds={"pytorch"},
     deps=[formatted_datasets, voice_alignment],  # voice: only with include_voice_integration
-    pool="gpu",
+    pool=GPU_POOL,
     op_tags=GPU_TAGS,
     description="A LoRA adapter fine-tuned on the user's formatted dataset, trained in its "
                 "own process (Dagster Pipes); resumes from its last checkpoint.",
@@ -229,7 +230,7 @@ DIRECTION = ("perplexity and style distance: lower is better; persona similarity
     group_name="training",
     kinds={"pytorch"},
     deps=[trained_adapter, memory_index],  # fidelity is measured with her memories too
-    pool="gpu",
+    pool=GPU_POOL,
     op_tags=GPU_TAGS,
     check_specs=[per_user_check(
         "beats_base", asset="model_evaluation", blocking=True,

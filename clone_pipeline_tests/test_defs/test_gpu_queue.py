@@ -20,10 +20,12 @@ import dagster as dg
 import psutil
 import pytest
 
-from clone_pipeline.control.dagster_api import DagsterApi
-from clone_pipeline.control.queues import update_queue
-from clone_pipeline.control.workflows import WORKFLOW_JOB, launch_tags, start_training
 from clone_pipeline.demo import PERSONAS_DIR
+from clone_pipeline.launch.dagster_api import DagsterApi
+from clone_pipeline.launch.launch import launch_tags
+from clone_pipeline.launch.names import COMPLETE_WORKFLOW as WORKFLOW_JOB
+from clone_pipeline.launch.queues import update_queue
+from clone_pipeline.launch.workflows import start_training
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.queues import create_queue
 from clone_pipeline.settings import load_settings
