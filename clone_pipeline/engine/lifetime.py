@@ -1,11 +1,11 @@
 """An engine's whole life in one place: started and waited for, optionally watched and
 restarted when it crashes, and stopped with its whole process group however the block ends.
 
-vLLM's API server is a process group's leader; its EngineCore and workers join the group.
-A SIGKILLed API server leaves them running (parent 1), so a restart first ends the group.
-The API server gets the parent-death signal from the thread that started it: the initial
-engine from the caller's thread, a restarted one from the watcher's, which lives as long as
-the block; when either dies the API server is told to stop and takes its children with it.
+The engine runs under a guard (engine/guard.py) that leads its process group: a SIGKILLed API
+server leaves its EngineCore and workers running, and the guard ends them and exits; a restart
+also ends the group first. The guard gets the parent-death signal from the thread that started
+it: the initial engine from the caller's thread, a restarted one from the watcher's, which
+lives as long as the block; when either dies the guard ends the whole group.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def running_engine(spec: EngineSpec, log_path: Path, state_path: Path | None = N
 
 
 class _Watcher:
-    """A thread that restarts *engine* whenever its API server exits."""
+    """A thread that restarts *engine* whenever it exits (the guard does once its API server
+    has exited and the rest of the group is ended)."""
 
     def __init__(self, engine: EngineProcess, state_path: Path | None,
                  on_restart: Callable[[EngineProcess], None], say: Callable[[str], None]):

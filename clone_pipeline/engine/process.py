@@ -26,6 +26,7 @@ from clone_pipeline.processes import die_with_parent, end_group
 from clone_pipeline.quantization import QUANTIZATIONS, Quantization
 
 STARTUP_TIMEOUT_S = 600.0
+STARTING_GRACE_S = 3.0  # SIGTERM to SIGKILL for an engine stopped while it starts
 
 
 class EngineNotInstalledError(RuntimeError):
@@ -59,7 +60,7 @@ class EngineSpec:
 
 @dataclass
 class EngineProcess:
-    process: subprocess.Popen
+    process: subprocess.Popen  # the guard, leader of the engine's process group
     port: int
     key: str
     spec: EngineSpec
@@ -173,9 +174,11 @@ def start_engine(spec: EngineSpec, log_path: Path, port: int | None = None,
 
 def _spawn(spec: EngineSpec, log_path: Path, port: int, key: str,
            cuda: bool) -> subprocess.Popen:
-    """The engine's API server, leading a process group of its own (its EngineCore and
-    workers join it), with the parent-death signal."""
+    """The engine's API server under its guard (engine/guard.py), which leads a process group
+    of its own (EngineCore and workers join it), has the parent-death signal, and ends the
+    whole group when the API server exits or when it is told to stop or orphaned."""
     cmd, env = engine_command(spec, engine_python(), port, key, cuda)
+    cmd = [sys.executable, str(Path(__file__).with_name("guard.py")), *cmd]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -201,7 +204,8 @@ def _wait_until_ready(engine: EngineProcess, timeout: float,
                                   f"{log_tail(engine.log_path)}")
             time.sleep(0.5)
     except BaseException:
-        engine.stop()
+        # a starting engine has no request to finish and does not act on SIGTERM yet
+        engine.stop(grace=STARTING_GRACE_S)
         raise
     finally:
         client.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from clone_pipeline.engine.guard import processes
 from clone_pipeline.net import free_port
 from clone_pipeline.services.deployments import deploy_model
 from clone_pipeline.services.engine import connect, state_file
@@ -26,26 +27,32 @@ from clone_pipeline.serving.errors import ENGINE_RETRY_AFTER_S
 
 pytestmark = pytest.mark.slow
 
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
-
-
-def _processes() -> list[tuple[int, int, int, int]]:
-    """(pid, parent pid, process group, RSS in kB) of every live process."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            found.append((int(stat.parent.name), int(fields[1]), int(fields[2]),
-                          int(fields[21]) * PAGE_KB))
-    return found
-
 
 def _group(pgid: int) -> list[tuple[int, int]]:
     """(pid, RSS in kB) of every live process in group *pgid*."""
-    return [(pid, rss) for pid, _ppid, group, rss in _processes() if group == pgid]
+    return [(pid, rss) for pid, _ppid, group, rss in processes() if group == pgid]
+
+
+def _names(pgid: int) -> list[str]:
+    names = []
+    for pid, _rss in _group(pgid):
+        try:
+            names.append(Path(f"/proc/{pid}/comm").read_text().strip())
+        except OSError:
+            continue
+    return names
+
+
+def _pss_mb(group: list[tuple[int, int]]) -> float:
+    """The group's proportional memory (shared pages split between their users), in MB."""
+    total = 0
+    for pid, _rss in group:
+        try:
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in lines if line.startswith("Pss:"))
+    return total / 1024
 
 
 def _wait(condition: Callable[[], object], timeout: float, what: str):
@@ -82,11 +89,11 @@ class Serve:
             return False
 
     def engine_pid(self) -> int:
-        """The engine's API server (the leader of its process group), as serve records it."""
+        """The engine's guard (the leader of its process group), as serve records it."""
         return json.loads(state_file(self.settings).read_text())["pid"]
 
     def engine_group(self) -> list[tuple[int, int]]:
-        """The engine's whole group: its API server, EngineCore and workers."""
+        """The engine's whole group: its guard, API server, EngineCore and workers."""
         return _group(self.engine_pid())
 
     def chat(self, token: str, model: str) -> httpx.Response:
@@ -111,13 +118,13 @@ def serve(serving_root, tmp_path):
 
 
 def _a_real_engine(group: list[tuple[int, int]]) -> None:
-    assert len(group) >= 3, group  # API server, EngineCore, a worker
+    assert len(group) >= 4, group  # guard, API server, EngineCore, a worker
     assert sum(rss for _pid, rss in group) > 500_000, group  # kB: a real engine's memory
 
 
 def _report(what: str, group: list[tuple[int, int]]) -> None:
     print(f"{what}: {len(group)} engine processes, "
-          f"{sum(rss for _pid, rss in group) / 1024:.0f} MB RSS")
+          f"{sum(rss for _pid, rss in group) / 1024:.0f} MB RSS, {_pss_mb(group):.0f} MB PSS")
 
 
 def test_a_killed_engine_is_restarted_with_its_deployments_and_dies_with_a_killed_serve(
@@ -131,7 +138,9 @@ def test_a_killed_engine_is_restarted_with_its_deployments_and_dies_with_a_kille
     killed = serve.engine_group()
     _a_real_engine(killed)
     _report("before the engine's API server is killed", killed)
-    os.kill(first, signal.SIGKILL)
+    (api_server,) = [pid for pid, ppid, _group_id, _rss in processes() if ppid == first]
+    os.kill(api_server, signal.SIGKILL)
+    killed_at = time.monotonic()
 
     down = serve.chat(token, deployment.name)  # at once: the restart takes half a minute
     assert down.status_code == 503, down.text
@@ -142,6 +151,8 @@ def test_a_killed_engine_is_restarted_with_its_deployments_and_dies_with_a_kille
 
     _wait(lambda: serve.said("restored 1 active deployment(s)") == 1
           and serve.said("the engine is back") == 1, 300, "the engine's restart")
+    print(f"the engine was back with its deployment {time.monotonic() - killed_at:.0f} s "
+          f"after its API server was killed")
     assert serve.said(f"the engine (pid {first}) exited with code -9") == 1
     assert serve.engine_pid() != first
     assert _group(first) == []  # the killed API server's EngineCore and workers too
@@ -155,7 +166,9 @@ def test_a_killed_engine_is_restarted_with_its_deployments_and_dies_with_a_kille
     # The restarted engine was started by serve's watcher thread: it too dies with serve.
     serve.process.kill()  # SIGKILL: serve runs no cleanup at all
     serve.process.wait()
+    killed_at = time.monotonic()
     _wait(lambda: _group(second) == [], 30, "the engine to die with serve")
+    print(f"SIGKILL of serve: no engine process left after {time.monotonic() - killed_at:.1f} s")
 
 
 def test_sigterm_stops_the_gateway_and_every_engine_process(serve):
@@ -166,7 +179,9 @@ def test_sigterm_stops_the_gateway_and_every_engine_process(serve):
     _report("before SIGTERM", running)
 
     serve.process.send_signal(signal.SIGTERM)  # what docker stop, systemd, Kubernetes send
+    sent = time.monotonic()
     serve.process.wait(timeout=60)
+    print(f"SIGTERM: serve exited after {time.monotonic() - sent:.1f} s")
     assert _group(pgid) == []  # gone by the time serve has exited
     assert not state_file(serve.settings).exists()
     with pytest.raises(httpx.ConnectError):
@@ -177,13 +192,15 @@ def test_ctrl_c_while_the_engine_starts_leaves_no_engine_process(serve):
     def engine_starting() -> int | None:
         """The engine's group once its API server has started its EngineCore."""
         assert serve.process.poll() is None, serve.log.read_text()
-        leaders = [pid for pid, ppid, _group_id, _rss in _processes()
+        leaders = [pid for pid, ppid, _group_id, _rss in processes()
                    if ppid == serve.process.pid]
-        return leaders[0] if leaders and len(_group(leaders[0])) >= 2 else None
+        return leaders[0] if leaders and "VLLM::EngineCor" in _names(leaders[0]) else None
 
     pgid = _wait(engine_starting, 120, "the engine's EngineCore")
     assert not serve.ready()
     _report("while starting, before Ctrl-C", _group(pgid))
     serve.process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
     serve.process.wait(timeout=60)
+    print(f"Ctrl-C while starting: serve exited after {time.monotonic() - sent:.1f} s")
     assert _group(pgid) == []
