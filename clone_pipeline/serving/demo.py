@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import httpx
 import uvicorn
 
-from clone_pipeline.engine.process import start_engine, write_state
+from clone_pipeline.engine.lifetime import running_engine
 from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.launch.names import DEPLOY_EVALUATED
 from clone_pipeline.launch.runs import Run
@@ -56,18 +56,14 @@ def deploy_and_ask(instance, settings: Settings, names: list[str],
                    ) -> list[Served]:
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
     say(f"starting the engine (vLLM over {base_model}, about half a minute)")
-    engine = start_engine(spec_for(settings, base_model), settings.serving_dir / "engine.log")
-    write_state(state_file(settings), engine)
-    try:
+    with running_engine(spec_for(settings, base_model), settings.serving_dir / "engine.log",
+                        state_file(settings)) as engine:
         restore_deployments(settings, handle_of(engine), fresh_engine=True)  # earlier demos'
         outcomes: dict[str, Run] = {}
         for name in names:
             say(f"deploy_evaluated for {name}")
             outcomes[name] = run_job_for_user(instance, DEPLOY_EVALUATED, name, run_config)
         return _ask(settings, engine, names, outcomes, questions)
-    finally:
-        state_file(settings).unlink(missing_ok=True)
-        engine.stop()
 
 
 def _ask(settings, engine, names, outcomes, questions) -> list[Served]:
