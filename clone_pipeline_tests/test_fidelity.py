@@ -92,3 +92,20 @@ def test_each_demo_fact_sheet_loads_and_asks_what_the_export_never_asked(folder)
 def test_a_broken_fact_sheet_is_refused_saying_where(data, where):
     with pytest.raises(FactSheetError, match=where):
         FactSheet.from_dict(data, "facts.json")
+
+
+def test_greedy_decoding_penalises_only_what_the_answer_already_said_never_the_prompt():
+    """The memories' own words stay as likely as before (a repetition penalty would lower
+    them); a token the answer has said twice is lowered twice, as vLLM's frequency_penalty."""
+    import torch
+
+    from clone_pipeline.training.evaluation import FrequencyPenalty
+
+    prompt, answer = [5, 7, 7, 9], [3, 3, 7]
+    scores = torch.zeros(1, 12)
+    out = FrequencyPenalty(len(prompt), 0.5)(torch.tensor([prompt + answer]), scores.clone())
+    assert out[0, 3].item() == -1.0  # said twice in the answer
+    assert out[0, 7].item() == -0.5  # once in the answer; its two prompt uses do not count
+    assert out[0, 5].item() == 0.0 and out[0, 9].item() == 0.0  # the prompt's words untouched
+    fresh = FrequencyPenalty(len(prompt), 0.5)(torch.tensor([prompt]), scores.clone())
+    assert torch.equal(fresh, scores)  # nothing said yet, nothing lowered

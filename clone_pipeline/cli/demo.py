@@ -102,7 +102,7 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
     """Deploy the evaluated personas and print one answer from each, through the HTTP API."""
     from clone_pipeline.engine.client import EngineError
     from clone_pipeline.engine.process import EngineNotInstalledError
-    from clone_pipeline.serving.demo import deploy_and_ask
+    from clone_pipeline.serving.demo import ANSWER_SAMPLING, deploy_and_ask
 
     try:
         with console.status("serving") as status:
@@ -112,7 +112,8 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
         console.print(f"[red]serving failed:[/red] {escape(str(exc))}")
         return
     table = Table(title="Served through the gateway (POST /v1/chat/completions)",
-                  caption=f"greedy with repetition penalty 1.1, 200 tokens at most; base model "
+                  caption=f"greedy with frequency penalty {ANSWER_SAMPLING['frequency_penalty']}, "
+                          f"{ANSWER_SAMPLING['max_tokens']} tokens at most; base model "
                           f"{DEFAULT_BASE_MODEL}")
     table.add_column("user", no_wrap=True, min_width=14)
     table.add_column("question")

@@ -27,15 +27,17 @@ from clone_pipeline.services.tokens import create_token
 from clone_pipeline.serving.app import create_app
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
+from clone_pipeline.training.evaluation import GREEDY_FREQUENCY_PENALTY
 
 # One about her life in general, one whose answer is a fact she told (in other words than
 # she was asked), one about something she never mentioned (the honest answer is to say so).
 QUESTIONS = ("What did you love most about your childhood?",
              "Who was your best friend when you were young?",
              "What instrument did you play in the orchestra?")
-# Greedy, so the demo's answers repeat from run to run, with vLLM's mild repetition penalty
-# (a 135M model's greedy answer can loop) and room for an answer of a person's length.
-ANSWER_SAMPLING = {"max_tokens": 200, "repetition_penalty": 1.1}
+# Greedy, so the demo's answers repeat from run to run, with the frequency penalty evaluation
+# measures fidelity with (a 135M model's greedy answer can loop; see GREEDY_FREQUENCY_PENALTY)
+# and room for an answer of a person's length.
+ANSWER_SAMPLING = {"max_tokens": 200, "frequency_penalty": GREEDY_FREQUENCY_PENALTY}
 
 
 @dataclass
