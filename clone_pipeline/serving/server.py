@@ -33,9 +33,10 @@ GRACEFUL_STOP_S = 10
 def serve(settings: Settings, host: str, port: int, base_model: str,
           say: Callable[[str], None] = print, **engine_options) -> None:
     settings.serving_dir.mkdir(parents=True, exist_ok=True)
-    # SIGTERM as Ctrl-C: uvicorn stops the gateway on either; before and after it runs (the
-    # engine starting, the adapters loading) it unwinds the blocks that stop the engine.
-    signal.signal(signal.SIGTERM, _interrupt)
+    # SIGTERM stops like Ctrl-C: uvicorn stops the gateway on either; before and after it runs
+    # (the engine starting, the adapters loading) SystemExit unwinds the blocks that stop the
+    # engine, and serve exits 143, as a process ended by SIGTERM reads.
+    signal.signal(signal.SIGTERM, _terminate)
     if settings.engine_url:
         handle = connect(settings)
         if handle is None:
@@ -56,8 +57,8 @@ def serve(settings: Settings, host: str, port: int, base_model: str,
         _run_gateway(settings, handle, host, port, say)
 
 
-def _interrupt(_signum, _frame) -> None:
-    raise KeyboardInterrupt
+def _terminate(signum, _frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _run_gateway(settings: Settings, handle: EngineHandle, host: str, port: int,

@@ -180,7 +180,7 @@ def test_sigterm_stops_the_gateway_and_every_engine_process(serve):
 
     serve.process.send_signal(signal.SIGTERM)  # what docker stop, systemd, Kubernetes send
     sent = time.monotonic()
-    serve.process.wait(timeout=60)
+    assert serve.process.wait(timeout=60) == 128 + signal.SIGTERM
     print(f"SIGTERM: serve exited after {time.monotonic() - sent:.1f} s")
     assert _group(pgid) == []  # gone by the time serve has exited
     assert not state_file(serve.settings).exists()
