@@ -15,11 +15,12 @@ ENGINE_STAMP := $(ENGINE_VENV)/.installed-$(shell echo "$(VLLM_CPU) $(VLLM_CUDA)
 export CLONE_HOME ?= $(CURDIR)/.clone_home
 export DAGSTER_HOME ?= $(CLONE_HOME)/dagster
 
-.PHONY: help setup engine browser demo test lint ui serve bench clean
+.PHONY: help setup engine browser demo test test-fast lint ui serve bench clean
 
 help:
 	@echo "make demo   - import the demo personas and run the pipeline on them (SQLite, CPU)"
-	@echo "make test   - run the test suite (SQLite and the local PostgreSQL)"
+	@echo "make test   - run the test suite (SQLite and the local PostgreSQL): what CI runs"
+	@echo "make test-fast - the inner loop: every test not marked slow (no dagster dev, no engine)"
 	@echo "make ui     - open the Dagster UI (webserver + daemon) on http://127.0.0.1:3000"
 	@echo "make serve  - the engine and the gateway (chat page, API) on http://127.0.0.1:8000"
 	@echo "make bench  - run the benchmarks in benchmarks/ (JSON out)"
@@ -77,6 +78,11 @@ browser:
 
 test: lint browser
 	$(BIN)/pytest
+
+# Every test not marked slow: no `dagster dev`, no inference engine, no end-to-end training
+# (conftest.py marks any test using the live_dagster or engine fixtures slow). CI runs `test`.
+test-fast: lint
+	$(BIN)/pytest -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check clone_pipeline clone_pipeline_tests benchmarks engine_plugin

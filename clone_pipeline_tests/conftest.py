@@ -72,15 +72,40 @@ def _settings(home: Path, models_dir: Path, database_url: str | None = None) -> 
     return load_settings(env)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> str:
-    """Admin URL of the PostgreSQL server. In CI a missing server is a failure."""
+def _postgres_reachable() -> bool:
+    """Whether the PostgreSQL server answers. In CI a missing server is a failure."""
     try:
         with create_engine(PG_ADMIN_URL).connect() as conn:
             conn.execute(text("select 1"))
     except Exception as exc:  # noqa: BLE001 - any connection problem means "no server"
         if os.environ.get("CI"):
             raise RuntimeError(f"PostgreSQL is required in CI: {exc}") from exc
+        return False
+    return True
+
+
+def _admin(sql: str) -> None:
+    engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(sql))
+    engine.dispose()
+
+
+def _create_pg_database() -> str:
+    """A fresh, empty database on the server; returns its URL."""
+    name = f"clone_test_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _drop_pg_database(url: str) -> None:
+    _admin(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """Admin URL of the PostgreSQL server (skips the test locally when it does not answer)."""
+    if not _postgres_reachable():
         pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}")
     return PG_ADMIN_URL
 
@@ -90,24 +115,17 @@ def new_pg_database(pg_server):
     """Factory of fresh, empty PostgreSQL databases; all dropped after the test."""
     from clone_pipeline.db.session import get_engine
 
-    admin = create_engine(pg_server, isolation_level="AUTOCOMMIT")
-    created: list[tuple[str, str]] = []
+    created: list[str] = []
 
     def create() -> str:
-        name = f"clone_test_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        url = pg_server.rsplit("/", 1)[0] + f"/{name}"
-        created.append((name, url))
-        return url
+        created.append(_create_pg_database())
+        return created[-1]
 
     yield create
-    for name, url in created:
+    for url in created:
         get_engine(url).dispose()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _drop_pg_database(url)
     get_engine.cache_clear()
-    admin.dispose()
 
 
 @pytest.fixture
@@ -182,7 +200,67 @@ def cli_env(tmp_path, models_dir):
     return run
 
 
+_LIVE: list = []  # the session's LiveDagster, once started
+
+
+@pytest.fixture
+def live_dagster(tmp_path_factory, models_dir, monkeypatch):
+    """The session's one `dagster dev` (webserver + daemon; see test_defs/dagster_dev.py),
+    started by the first test that asks and stopped after the last (they run in one block).
+    Its instance keeps Dagster's storage in PostgreSQL when the server is reachable (always
+    in CI), else SQLite; this test's process gets the variables to open it."""
+    from clone_pipeline_tests.test_defs.dagster_dev import LiveDagster
+
+    if not _LIVE:
+        pg_url = _create_pg_database() if _postgres_reachable() else None
+        live = LiveDagster(tmp_path_factory.mktemp("live-dagster"), models_dir, pg_url)
+        try:
+            live.start()
+        except BaseException:
+            if pg_url:
+                _drop_pg_database(pg_url)
+            raise
+        _LIVE.append(live)
+    live = _LIVE[0]
+    if "DAGSTER_POSTGRES_URL" in live.env:
+        monkeypatch.setenv("DAGSTER_POSTGRES_URL", live.env["DAGSTER_POSTGRES_URL"])
+    yield live
+    live.cancel_unfinished()
+
+
+def _stop_live_dagster() -> None:
+    if _LIVE:
+        live = _LIVE.pop()
+        live.stop()
+        if "DAGSTER_POSTGRES_URL" in live.env:
+            _drop_pg_database(live.env["DAGSTER_POSTGRES_URL"])
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """The shared `dagster dev` stops after the last test of its block, so its daemon and
+    code server never compete with the tests after it."""
+    yield
+    if nextitem is None or "live_dagster" not in nextitem.fixturenames:
+        _stop_live_dagster()
+
+
+def pytest_sessionfinish(session):
+    _stop_live_dagster()
+
+
 def pytest_collection_modifyitems(items):
-    """The serving tests share one engine (started on first use, stopped at the end of the
-    session): they run last, so its worker threads never compete with the other tests."""
-    items.sort(key=lambda item: "/test_serving/" in f"/{item.nodeid}")
+    """The tests of the shared `dagster dev` run in one block; the serving tests share one
+    engine (started on first use, stopped at the end of the session) and run last, so its
+    worker threads never compete with the other tests. The operating API's test, which
+    needs both, runs between the two. A test that uses either is slow."""
+    for item in items:  # `make test-fast` (-m "not slow") never starts either
+        if {"live_dagster", "engine"} & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+    def block(item) -> int:
+        serving = "/test_serving/" in f"/{item.nodeid}"
+        live = "live_dagster" in item.fixturenames
+        return 2 * serving + (live != serving)
+
+    items.sort(key=block)

@@ -1,8 +1,9 @@
 """Terminate a training run through Dagster, then resume it by materialising again.
 
-Real webserver and daemon; the run is launched and terminated through the GraphQL API as the
-UI does it. The training child must checkpoint and be gone within 30 s, the training_runs row
-must say cancelled, and the next run must continue the step count from the checkpoint.
+The session's webserver and daemon; the run is launched and terminated through the GraphQL
+API as the UI does it. The training child must checkpoint and be gone within 30 s, the
+training_runs row must say cancelled, the run's GPU slot must be free at once, and the next
+run must continue the step count from the checkpoint.
 """
 
 import json
@@ -10,33 +11,24 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import psutil
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 from sqlalchemy import select
 
 from clone_pipeline.db.models import TrainingMetric, TrainingRun
 from clone_pipeline.db.session import session_scope
-from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline_tests.test_defs.dagster_dev import dagster_dev, wait_for
+from clone_pipeline.launch.names import COMPLETE_WORKFLOW, GPU_POOL, PARTITION_TAG
+from clone_pipeline_tests.test_defs.dagster_dev import (
+    gone,
+    training_child,
+    wait_for,
+    why_failed,
+)
 
-USER = "walter-okafor"
-TRAIN = {"max_steps": 40, "batch_size": 4, "context_length": 512, "learning_rate": 3e-3,
-         "save_steps": 2, "eval_steps": 20, "min_free_disk_gb": 0.1}
-
-
-def _training_children(home: str) -> list[psutil.Process]:
-    """This server's training processes (by their data root: other tests on the machine may
-    be training too)."""
-    found = []
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if ("clone_pipeline.training.pipes_main" in " ".join(p.info["cmdline"] or [])
-                    and p.environ().get("CLONE_HOME") == home):
-                found.append(p)
-        except psutil.Error:  # gone meanwhile, or not ours to read
-            continue
-    return found
+USER = "cancel-walter"
+TRAIN = {"max_steps": 40, "batch_size": 4, "context_length": 256, "learning_rate": 3e-3,
+         "save_steps": 2, "eval_steps": 100, "min_free_disk_gb": 0.1}
+DATA = ["collected_training_data", "formatted_datasets"]  # training needs no memory index
 
 
 def _steps(db_url: str, dagster_run_id: str) -> list[int]:
@@ -50,30 +42,29 @@ def _steps(db_url: str, dagster_run_id: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_terminate_then_resume_through_dagster(tmp_path, models_dir, local_tiny):
-    # local_tiny: the base is built before the server starts, so the run trains at once
-    with dagster_dev(tmp_path, models_dir, [PERSONAS_DIR / USER]) as (env, port), \
-            dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        db_url = f"sqlite:///{Path(env['CLONE_HOME']) / 'clone.db'}"
-        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
-        wait_for(lambda: any(r.status == dg.DagsterRunStatus.SUCCESS for r in
-                             instance.get_runs(dg.RunsFilter(job_name="data_only"))),
-                 300, "the sensor's data run")
+def test_terminate_then_resume_through_dagster(live_dagster, local_tiny):
+    # local_tiny: the base is built before the run starts, so the run trains at once
+    with live_dagster.instance() as instance:
+        live_dagster.add_user(instance, "walter-okafor", USER)
+        db_url = live_dagster.settings.database_url
+        client = DagsterGraphQLClient("127.0.0.1", port_number=live_dagster.port)
 
-        def launch() -> str:
+        def launch(assets: list[str]) -> str:
             return client.submit_job_execution(
-                "complete_workflow", run_config={"ops": {"trained_adapter": {"config": TRAIN}}},
-                tags={"dagster/partition": USER})
+                COMPLETE_WORKFLOW, run_config={"ops": {"trained_adapter": {"config": TRAIN}}},
+                tags={PARTITION_TAG: USER}, asset_selection=assets)
 
-        first = launch()
-        wait_for(lambda: len(_steps(db_url, first)) >= 3, 240, "three training steps",
+        # The user's data, then training: terminated once it has trained three steps.
+        first = launch([*DATA, "trained_adapter"])
+        wait_for(lambda: len(_steps(db_url, first)) >= 3, 300, "three training steps",
                  interval=0.3)
+        child = training_child(instance, first)
+        assert child is not None
         client.terminate_run(first)
         asked = time.monotonic()
         wait_for(lambda: instance.get_run_by_id(first).status == dg.DagsterRunStatus.CANCELED,
                  120, "the run to be cancelled")
-        wait_for(lambda: not _training_children(env["CLONE_HOME"]), 30,
-                 "the training process to exit")
+        wait_for(lambda: gone(child), 30, "the training process to exit", interval=0.3)
         assert time.monotonic() - asked < 30 + 5  # stopped within the grace period
 
         with session_scope(db_url) as s:
@@ -83,16 +74,18 @@ def test_terminate_then_resume_through_dagster(tmp_path, models_dir, local_tiny)
             progress = json.loads((Path(row.checkpoint_path) / "progress.json").read_text())
         # The cancelled run gave its gpu slot back as its step failed, not 300 s later through
         # run monitoring (free_slots_after_run_end_seconds): a restart never waits for it.
-        gpu = instance.event_log_storage.get_concurrency_info("gpu")
-        assert gpu.claimed_slots == [] and first not in gpu.pending_run_ids
+        gpu = instance.event_log_storage.get_concurrency_info(GPU_POOL)
+        assert first not in {slot.run_id for slot in gpu.claimed_slots}
+        assert first not in gpu.pending_run_ids
         stopped_at = progress["step"]
         done_before = _steps(db_url, first)
         assert 3 <= stopped_at < TRAIN["max_steps"] and stopped_at == done_before[-1]
 
-        second = launch()
+        second = launch(["trained_adapter"])
         wait_for(lambda: instance.get_run_by_id(second).status in (
             dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE), 300,
             "the resumed run to finish")
-        assert instance.get_run_by_id(second).status == dg.DagsterRunStatus.SUCCESS
+        assert instance.get_run_by_id(second).status == dg.DagsterRunStatus.SUCCESS, \
+            why_failed(instance, second)
         resumed = _steps(db_url, second)
         assert resumed[0] == stopped_at + 1 and resumed[-1] == TRAIN["max_steps"]

@@ -1,134 +1,113 @@
 """The multi-user GPU queue, end to end, on Dagster's own machinery.
 
-A real `dagster dev` (webserver and daemon) with PostgreSQL storage and one GPU slot. A long
-"blocker" training run holds the slot while six training runs are submitted into two admin
-queues with mixed priorities; cancelling the blocker frees the slot. Dagster's own run
-records and events must then show: no two GPU runs overlapped, they started in the order of
-their queue's priority weights (first come first served within a weight), and the first of
-them started within a daemon cycle plus the training child's stop grace of the cancel. With
-two slots, a run whose worker is killed is marked failed (and its training_runs row says
-why), and a run past its dagster/max_runtime is ended.
+The session's `dagster dev` (webserver and daemon, PostgreSQL storage) with one GPU slot. A
+"blocker" run holds the slot while six runs are submitted into two admin queues with mixed
+priorities; cancelling the blocker frees the slot. Dagster's own run records and events must
+then show: no two GPU runs overlapped, they started in the order of their queue's priority
+weights (first come first served within a weight), and the first of them started within a
+daemon cycle plus the training child's stop grace of the cancel. A paused queue holds its
+run until resumed. With two slots, a training run whose worker is killed is marked failed
+(and its training_runs row says why), and a training run past its dagster/max_runtime is
+ended.
+
+The queue part runs the test-only job `gpu_slot_holder` (clone_pipeline_tests/
+live_definitions.py): one step in the training asset's pool, partitioned by user, launched
+with the same tags as a training, that holds its slot for a second. What is under test
+there is the queue, not training; the killed and the hung runs are real trainings.
 """
 
 import os
-import re
 import signal
 import time
 from pathlib import Path
 
 import dagster as dg
-import psutil
 import pytest
 
-from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.launch.dagster_api import DagsterApi
 from clone_pipeline.launch.launch import launch_tags
-from clone_pipeline.launch.names import COMPLETE_WORKFLOW as WORKFLOW_JOB
+from clone_pipeline.launch.names import (
+    COMPLETE_WORKFLOW,
+    GPU_POOL,
+    MAX_RUNTIME_TAG,
+    USERS_PARTITIONS,
+)
 from clone_pipeline.launch.queues import update_queue
-from clone_pipeline.launch.workflows import start_training
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.queues import create_queue
-from clone_pipeline.settings import load_settings
 from clone_pipeline.training.supervision import STOP_GRACE_SECONDS
+from clone_pipeline_tests.live_definitions import GPU_HOLD_JOB, hold_config
 from clone_pipeline_tests.test_defs.dagster_dev import (
-    BIN,
-    code_location_loaded,
-    dagster_dev,
+    FINISHED,
+    run_worker,
     wait_for,
+    why_failed,
 )
 
-USERS = ("margaret-ellis", "walter-okafor")
-TRAIN = {"max_steps": 3, "batch_size": 4, "context_length": 256, "save_steps": 100,
-         "eval_steps": 100, "min_free_disk_gb": 0.1}
-LONG = {**TRAIN, "max_steps": 5000, "save_steps": 5}
-FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-            dg.DagsterRunStatus.CANCELED)
+USERS = ("gpuq-margaret", "gpuq-walter")
+DATA = ["collected_training_data", "formatted_datasets"]
+A_SECOND = hold_config(GPU_HOLD_JOB, 1)
+BLOCKER_USER = "gpuq-rosa"  # the blocker's own user: the queued runs wait for the slot only
+LONG = {"max_steps": 5000, "batch_size": 4, "context_length": 256, "save_steps": 5,
+        "eval_steps": 100, "min_free_disk_gb": 0.1}
 DAEMON_CYCLE_S = 15  # generous: the run queue is checked every few seconds
 
 
-def _config(train: dict) -> dict:
-    return {"ops": {"trained_adapter": {"config": train}}}
-
-
-def _prepare(env: dict) -> None:
-    """Collect and format both users' data in-process before the server starts."""
-    import subprocess
-
-    done = subprocess.run([str(BIN / "clone-pipeline"), "run", *USERS, "--job", "data_only"],
-                          env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _training_child(home: str) -> psutil.Process | None:
-    for p in psutil.process_iter(["cmdline"]):
-        try:
-            if ("clone_pipeline.training.pipes_main" in " ".join(p.info["cmdline"] or [])
-                    and p.environ().get("CLONE_HOME") == home):
-                return p
-        except psutil.Error:
-            continue
-    return None
-
-
-def _run_worker(instance, run_id: str) -> psutil.Process:
-    """The run's worker process, from the pid Dagster records when it starts it."""
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
-        found = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
-        if found:
-            return psutil.Process(int(found.group(1)))
-    raise AssertionError(f"run {run_id} recorded no worker pid")
-
-
-def _started(instance, run_id: str) -> float | None:
-    record = instance.get_run_record_by_id(run_id)
-    return record.start_time if record else None
+def _train(config: dict) -> dict:
+    return {"ops": {"trained_adapter": {"config": config}}}
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.timeout(900)
-def test_gpu_queue_orders_by_priority_and_frees_slots(tmp_path, models_dir, local_tiny,
-                                                      new_pg_database, monkeypatch):
-    extra = {"DAGSTER_POSTGRES_URL": new_pg_database(), "CLONE_GPU_SLOTS": "1"}
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", extra["DAGSTER_POSTGRES_URL"])
-    stopped = ("user_data_changed", "voice_recordings_changed")
-    with dagster_dev(tmp_path, models_dir, [PERSONAS_DIR / u for u in USERS], extra, stopped,
-                     _prepare) as (env, port), \
-            dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+def test_gpu_queue_orders_by_priority_and_frees_slots(live_dagster, pg_server, local_tiny):
+    settings = live_dagster.settings
+    api = DagsterApi(settings)
+    with live_dagster.instance() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        settings = load_settings(env)
-        api = DagsterApi(settings)
-        wait_for(lambda: code_location_loaded(port), 300, "the code location to load")
-        assert instance.event_log_storage.get_concurrency_info("gpu").slot_count == 1
+        for persona, user in zip(("margaret-ellis", "walter-okafor"), USERS, strict=True):
+            live_dagster.add_user(instance, persona, user)
+        instance.add_dynamic_partitions(USERS_PARTITIONS, [BLOCKER_USER])  # holds, reads nothing
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
 
-        blocker = start_training(settings, instance, USERS[0], priority="high",
-                                 run_config=_config(LONG), api=api)
-        wait_for(lambda: _training_child(env["CLONE_HOME"]), 300, "the blocker to train")
+        def status(run_id: str) -> dg.DagsterRunStatus:
+            return instance.get_run_by_id(run_id).status
 
-        create_queue(settings, "families", "admin-1", 2, {"high": 3, "medium": 2, "low": 1})
-        create_queue(settings, "research", "admin-2", 1, {"high": 5, "medium": 2, "low": 1})
-        plan = [("families", "low"), ("research", "medium"), ("families", "high"),
-                ("research", "high"), ("families", "medium"), ("research", "low")]
-        weights = {"families": {"high": 3, "medium": 2, "low": 1},
-                   "research": {"high": 5, "medium": 2, "low": 1}}
-        # Training only (no evaluation step): the queue is under test, not the stages.
-        submitted = [api.launch(WORKFLOW_JOB, USERS[i % 2], launch_tags(settings, q, p),
-                                _config(TRAIN), ["trained_adapter"])
+        blocker = api.launch(GPU_HOLD_JOB, BLOCKER_USER, launch_tags(settings, None, "high"),
+                             hold_config(GPU_HOLD_JOB, 600))
+        wait_for(lambda: status(blocker) == dg.DagsterRunStatus.STARTED, 300,
+                 "the blocker to hold the slot", 0.5)
+
+        create_queue(settings, "gpuq-families", "admin-1", 2, {"high": 3, "medium": 2, "low": 1})
+        create_queue(settings, "gpuq-research", "admin-2", 1, {"high": 5, "medium": 2, "low": 1})
+        plan = [("gpuq-families", "low"), ("gpuq-research", "medium"),
+                ("gpuq-families", "high"), ("gpuq-research", "high"),
+                ("gpuq-families", "medium"), ("gpuq-research", "low")]
+        weights = {"gpuq-families": {"high": 3, "medium": 2, "low": 1},
+                   "gpuq-research": {"high": 5, "medium": 2, "low": 1}}
+        submitted = [api.launch(GPU_HOLD_JOB, USERS[i % 2], launch_tags(settings, q, p),
+                                A_SECOND)
                      for i, (q, p) in enumerate(plan)]
-        time.sleep(DAEMON_CYCLE_S / 3)
-        statuses = {r.run_id: r.status for r in
-                    instance.get_runs(dg.RunsFilter(run_ids=submitted))}
-        assert set(statuses.values()) == {dg.DagsterRunStatus.QUEUED}, \
+        # Both users' data runs (the trainings below need it), submitted after the six: the
+        # daemon takes them past the six, which must stay queued while the slot is taken.
+        # (Collected and formatted: the trainings need no memory index.)
+        data = [api.launch(COMPLETE_WORKFLOW, user, {}, {}, DATA) for user in USERS]
+        wait_for(lambda: all(status(r) in FINISHED for r in data), 300,
+                 "the data runs to finish", 0.5)
+        for run_id in data:
+            assert status(run_id) == dg.DagsterRunStatus.SUCCESS, why_failed(instance, run_id)
+        assert {status(r) for r in submitted} == {dg.DagsterRunStatus.QUEUED}, \
             "a GPU run left the queue while the GPU slot was taken"
 
         cancelled_at = time.time()
         api.terminate(blocker)
-        first = wait_for(lambda: min(filter(None, (_started(instance, r) for r in submitted)),
-                                     default=None), 300, "a queued run to start", 0.5)
+        first = wait_for(lambda: min(filter(None, (instance.get_run_record_by_id(r).start_time
+                                                   for r in submitted)), default=None),
+                         300, "a queued run to start", 0.5)
         assert first - cancelled_at < DAEMON_CYCLE_S + STOP_GRACE_SECONDS
 
-        wait_for(lambda: all(instance.get_run_by_id(r).status in FINISHED for r in submitted),
-                 600, "the six training runs to finish", 1)
+        wait_for(lambda: all(status(r) in FINISHED for r in submitted), 600,
+                 "the six runs to finish", 0.5)
         records = {r.dagster_run.run_id: r for r in
                    instance.get_run_records(dg.RunsFilter(run_ids=submitted))}
         assert {r.dagster_run.status for r in records.values()} == {
@@ -143,36 +122,41 @@ def test_gpu_queue_orders_by_priority_and_frees_slots(tmp_path, models_dir, loca
         assert actual == expected
 
         # A paused queue holds its runs; resuming lets them go (no restart, no file edit).
-        update_queue(settings, instance, "research", paused=True)
-        held = api.launch(WORKFLOW_JOB, USERS[1], launch_tags(settings, "research", "low"),
-                          {}, ["collected_training_data"])
-        time.sleep(DAEMON_CYCLE_S / 2)
-        assert instance.get_run_by_id(held).status == dg.DagsterRunStatus.QUEUED
-        update_queue(settings, instance, "research", paused=False)
-        wait_for(lambda: instance.get_run_by_id(held).status in FINISHED, 300,
-                 "the resumed run to finish", 1)
+        # A run submitted after the held one, into another queue, starts and finishes: the
+        # daemon passed the held run by.
+        update_queue(settings, instance, "gpuq-research", paused=True)
+        held = api.launch(GPU_HOLD_JOB, USERS[1], launch_tags(settings, "gpuq-research", "low"),
+                          A_SECOND)
+        passed = api.launch(GPU_HOLD_JOB, USERS[0],
+                            launch_tags(settings, "gpuq-families", "low"), A_SECOND)
+        wait_for(lambda: status(passed) in FINISHED, 300, "the run after it to finish", 0.5)
+        assert status(passed) == dg.DagsterRunStatus.SUCCESS
+        assert status(held) == dg.DagsterRunStatus.QUEUED
+        update_queue(settings, instance, "gpuq-research", paused=False)
+        wait_for(lambda: status(held) in FINISHED, 300, "the resumed run to finish", 0.5)
+        assert status(held) == dg.DagsterRunStatus.SUCCESS
 
         # Two slots now (the limit lives in the database: the daemon sees it at once).
-        instance.event_log_storage.set_concurrency_slots("gpu", 2)
-        killed = api.launch(WORKFLOW_JOB, USERS[0],
-                            {"dagster/max_retries": "0"}, _config(LONG), ["trained_adapter"])
-        hung = api.launch(WORKFLOW_JOB, USERS[1], {"dagster/max_runtime": "20"},
-                          _config(LONG), ["trained_adapter"])
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 2)
+        killed = api.launch(COMPLETE_WORKFLOW, USERS[0],
+                            {"dagster/max_retries": "0"}, _train(LONG), ["trained_adapter"])
+        hung = api.launch(COMPLETE_WORKFLOW, USERS[1], {MAX_RUNTIME_TAG: "20"},
+                          _train(LONG), ["trained_adapter"])
         wait_for(lambda: (lambda r: r and r["status"] == "running")(
             runs.find_run(settings, killed)), 300, "the run to be killed to train", 0.5)
-        worker = _run_worker(instance, killed)
+        worker = run_worker(instance, killed)
         for process in [worker, *worker.children(recursive=True)]:
             os.kill(process.pid, signal.SIGKILL)
-        wait_for(lambda: instance.get_run_by_id(killed).status in FINISHED, 180,
-                 "the killed run to be marked", 1)
-        assert instance.get_run_by_id(killed).status == dg.DagsterRunStatus.FAILURE
+        wait_for(lambda: status(killed) in FINISHED, 180, "the killed run to be marked", 1)
+        assert status(killed) == dg.DagsterRunStatus.FAILURE
         row = wait_for(lambda: (lambda r: r if r and r["status"] == "failed" else None)(
             runs.find_run(settings, killed)), 120, "its training row to be closed", 1)
         assert "the Dagster run failed" in row["error"]
 
-        wait_for(lambda: instance.get_run_by_id(hung).status in FINISHED, 180,
+        wait_for(lambda: status(hung) in FINISHED, 180,
                  "the run past its max runtime to end", 1)
         record = instance.get_run_record_by_id(hung)
         assert record.dagster_run.status != dg.DagsterRunStatus.SUCCESS
         assert record.end_time - record.start_time < 20 + DAEMON_CYCLE_S + STOP_GRACE_SECONDS + 30
-        assert Path(env["CLONE_HOME"]).is_dir()
+        assert Path(settings.home).is_dir()
+        instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)

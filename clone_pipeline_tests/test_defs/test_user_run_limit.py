@@ -1,58 +1,25 @@
 """One run per user at a time: the run queue's per-user limit, end to end.
 
 dagster.yaml limits runs per unique value of the `dagster/partition` run tag, which Dagster
-sets on every partitioned run (one user = one partition). Real webserver and daemon: two
-data_only runs for one user and one for another are submitted through the GraphQL API as the
-UI does, and Dagster's own run records must show the second run of the same user held in the
-queue until the first had finished, while the other user's run was not held behind them.
+sets on every partitioned run (one user = one partition). On the session's `dagster dev`
+(webserver and daemon; the change sensors stopped, so no run but these touches the two
+users): two runs for one user and one for another are submitted through the GraphQL API as
+the UI does, and Dagster's own run records must show the second run of the same user held
+in the queue until the first had finished, while the other user's run was not held behind
+them. The runs are of the test-only `run_holder` job (clone_pipeline_tests/
+live_definitions.py: partitioned by the real users, no pool), each open for a few seconds:
+the limit is the queue's, whatever the run does, and a data run would take a minute.
 """
-
-import os
-import subprocess
 
 import dagster as dg
 import pytest
 from dagster_graphql import DagsterGraphQLClient
 
-from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline_tests.test_defs.dagster_dev import (
-    BIN,
-    REPO,
-    code_location_loaded,
-    dagster_dev,
-    wait_for,
-)
+from clone_pipeline.launch.names import PARTITION_TAG, USERS_PARTITIONS
+from clone_pipeline_tests.live_definitions import RUN_HOLD_JOB, hold_config
+from clone_pipeline_tests.test_defs.dagster_dev import CHANGE_SENSORS, FINISHED, wait_for
 
-SAME, OTHER = "margaret-ellis", "walter-okafor"
-CHANGE_SENSORS = ("user_data_changed", "voice_recordings_changed")
-FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
-            dg.DagsterRunStatus.CANCELED)
-
-
-def _stop_change_sensors(tmp_path, models_dir) -> str:
-    """Stop the change sensors in the instance dagster_dev will use, before its daemon starts.
-
-    Both sensors default to running and, on their first tick, request data_only and
-    voice_integration runs for every imported user: runs for the same users, under the same
-    limit, interleaved with the ones under test. Stopping them through the GraphQL API once the
-    server is up races that first tick; `dagster sensor stop` before the daemon starts writes
-    a STOPPED instigator state that the daemon finds by the sensor's selector (location,
-    repository, name), so they never tick. The env is the one dagster_dev builds; the `init`
-    it runs again rewrites dagster.yaml but keeps the instance's storage. Returns
-    DAGSTER_HOME (the caller checks it is the one dagster_dev used).
-    """
-    env = {**os.environ, "CLONE_HOME": str(tmp_path / "home"),
-           "CLONE_MODELS_DIR": str(models_dir), "DAGSTER_HOME": str(tmp_path / "dagster")}
-    for var in ("CLONE_DATABASE_URL", "DAGSTER_POSTGRES_URL"):
-        env.pop(var, None)
-    subprocess.run([str(BIN / "clone-pipeline"), "init"], env=env, check=True,
-                   capture_output=True)
-    for name in CHANGE_SENSORS:  # one at a time: both write the same SQLite file
-        done = subprocess.run([str(BIN / "dagster"), "sensor", "stop", name, "-w",
-                               "workspace.yaml"], cwd=REPO, env=env, capture_output=True,
-                              text=True)
-        assert done.returncode == 0, done.stdout + done.stderr
-    return env["DAGSTER_HOME"]
+SAME, OTHER = "limit-margaret", "limit-walter"
 
 
 def _left_queue(instance: dg.DagsterInstance, run_id: str) -> float:
@@ -63,22 +30,19 @@ def _left_queue(instance: dg.DagsterInstance, run_id: str) -> float:
 
 
 @pytest.mark.slow
-def test_second_run_of_a_user_waits_for_the_first(tmp_path, models_dir):
-    dagster_home = _stop_change_sensors(tmp_path, models_dir)
-    personas = [PERSONAS_DIR / SAME, PERSONAS_DIR / OTHER]
-    with dagster_dev(tmp_path, models_dir, personas) as (env, port), \
-            dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        assert env["DAGSTER_HOME"] == dagster_home
+def test_second_run_of_a_user_waits_for_the_first(live_dagster):
+    with live_dagster.instance() as instance:
         stopped = {s.name for s in instance.all_instigator_state()
                    if s.status.value == "STOPPED"}
         assert stopped >= set(CHANGE_SENSORS)
-        # what the (stopped) change sensor would have registered
-        instance.add_dynamic_partitions("users", [SAME, OTHER])
-        wait_for(lambda: code_location_loaded(port), 300, "the code location to load")
+        # Partitions only: the held runs read no data, and a user without material gives a
+        # change sensor nothing to run.
+        instance.add_dynamic_partitions(USERS_PARTITIONS, [SAME, OTHER])
 
-        client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+        client = DagsterGraphQLClient("127.0.0.1", port_number=live_dagster.port)
         first, second, other = (
-            client.submit_job_execution("data_only", tags={"dagster/partition": user})
+            client.submit_job_execution(RUN_HOLD_JOB, run_config=hold_config(RUN_HOLD_JOB, 5),
+                                        tags={PARTITION_TAG: user})
             for user in (SAME, SAME, OTHER))
         ids = [first, second, other]
 
@@ -92,7 +56,7 @@ def test_second_run_of_a_user_waits_for_the_first(tmp_path, models_dir):
             return now if now[first].dagster_run.status not in (
                 dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING) else None
 
-        # a data_only run lasts seconds: polling every 0.2 s sees it while it is STARTED
+        # a run holds for 5 s: polling every 0.2 s sees it while it is STARTED
         seen = wait_for(first_past_starting, 300, "the first run to start", interval=0.2)
         assert seen[first].dagster_run.status == dg.DagsterRunStatus.STARTED
         assert seen[second].dagster_run.status == dg.DagsterRunStatus.QUEUED, \
@@ -108,8 +72,9 @@ def test_second_run_of_a_user_waits_for_the_first(tmp_path, models_dir):
         # the key assertion: the same user's runs did not overlap
         assert done[second].start_time >= done[first].end_time
         # The other user's run was not queued behind them. The second run could only leave
-        # the queue after the whole first run (process start, two assets); the other one
+        # the queue after the whole first run (process start, its step); the other one
         # leaves at the first dequeue pass after its submission, right after the first run's.
         assert _left_queue(instance, other) < _left_queue(instance, second)
-        # nothing else ran: the stopped sensors requested no runs of their own
-        assert {r.run_id for r in instance.get_runs()} == set(ids)
+        # nothing else ran for them: the stopped sensors requested no runs of their own
+        assert {r.run_id for user in (SAME, OTHER) for r in instance.get_runs(
+            dg.RunsFilter(tags={PARTITION_TAG: user}))} == set(ids)

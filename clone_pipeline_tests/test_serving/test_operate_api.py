@@ -1,26 +1,20 @@
-"""The operating REST API end to end: a real gateway (uvicorn) in front of a real `dagster
-dev` (webserver and daemon, PostgreSQL storage). Every launch goes through the run queue and
-is answered from what the run materialised; tokens keep each family to its own data."""
+"""The operating REST API end to end: a real gateway (uvicorn) in front of the session's
+`dagster dev` (webserver and daemon, PostgreSQL storage), on two users of its own. Every
+launch goes through the run queue and is answered from what the run materialised; tokens
+keep each family to its own data."""
 
 import json
 
-import dagster as dg
 import httpx
 import pytest
 
-from clone_pipeline.demo import PERSONAS_DIR
 from clone_pipeline.services.tokens import create_token
-from clone_pipeline.settings import load_settings
-from clone_pipeline_tests.test_defs.dagster_dev import (
-    code_location_loaded,
-    dagster_dev,
-    wait_for,
-)
+from clone_pipeline_tests.test_defs.dagster_dev import wait_for
 
-OWNER, OTHER = "margaret-ellis", "walter-okafor"
+OWNER, OTHER = "op-margaret", "op-walter"
+QUEUE = "op-families"  # the shared data root may hold other tests' queues
 TRAIN = {"max_steps": 3, "batch_size": 4, "context_length": 256, "save_steps": 100,
          "eval_steps": 100, "min_free_disk_gb": 0.1}
-STOPPED = ("user_data_changed", "voice_recordings_changed")
 
 
 def _error(reply: httpx.Response) -> str:
@@ -44,14 +38,12 @@ def _sse(http: httpx.Client, path: str, headers: dict) -> list[tuple[str, dict]]
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_operate_api_launches_through_the_queue_and_keeps_users_apart(
-        tmp_path, models_dir, local_tiny, new_pg_database, monkeypatch, gateway_factory):
-    extra = {"DAGSTER_POSTGRES_URL": new_pg_database()}
-    monkeypatch.setenv("DAGSTER_POSTGRES_URL", extra["DAGSTER_POSTGRES_URL"])
-    with dagster_dev(tmp_path, models_dir, [PERSONAS_DIR / u for u in (OWNER, OTHER)], extra,
-                     STOPPED) as (env, port), \
-            dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        settings = load_settings(env)
-        wait_for(lambda: code_location_loaded(port), 300, "the code location to load")
+        live_dagster, pg_server, local_tiny, gateway_factory):
+    with live_dagster.instance() as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        live_dagster.add_user(instance, "margaret-ellis", OWNER, recordings=True)
+        live_dagster.add_user(instance, "walter-okafor", OTHER)
+        settings = live_dagster.settings
         url = gateway_factory(settings)
         admin = {"Authorization": f"Bearer {create_token(settings, None, admin=True)[0]}"}
         mine = {"Authorization": f"Bearer {create_token(settings, OWNER)[0]}"}
@@ -92,7 +84,7 @@ def test_operate_api_launches_through_the_queue_and_keeps_users_apart(
         # Queues: admin only, checked, visible in the system status.
         manager = "/api/training/rtx5090-manager"
         queue = {"action": "create_admin_queue", "adminId": "admin-1",
-                 "queueName": "families", "maxConcurrentJobs": 2,
+                 "queueName": QUEUE, "maxConcurrentJobs": 2,
                  "priorityWeights": {"high": 3, "medium": 2, "low": 1}}
         assert http.post(manager, headers=mine, json=queue).status_code == 403
         reply = http.post(manager, headers=admin, json=queue)
@@ -100,7 +92,7 @@ def test_operate_api_launches_through_the_queue_and_keeps_users_apart(
         assert reply.json()["queue"]["maxConcurrentJobs"] == 2
         assert http.post(manager, headers=admin, json=queue).status_code == 422
         status = http.get("/api/training/gpu-manager?view=system_status", headers=admin).json()
-        assert [q["queueName"] for q in status["queues"]] == ["families"]
+        assert QUEUE in [q["queueName"] for q in status["queues"]]
         assert status["gpuPool"]["slots"] >= 1
 
         # GPU figures are NVML's or absent, never made up (no GPU here).
@@ -112,7 +104,7 @@ def test_operate_api_launches_through_the_queue_and_keeps_users_apart(
 
         # Training through the queue, followed live over server-sent events.
         reply = http.post(manager, headers=mine, json={
-            "action": "start_training", "queueName": "families", "priority": "high",
+            "action": "start_training", "queueName": QUEUE, "priority": "high",
             "trainingConfig": TRAIN})
         assert reply.status_code == 200, reply.text
         job = reply.json()["jobId"]
