@@ -19,7 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-GRACE_S = 20.0  # SIGTERM first, SIGKILL to what is left after this
+GRACE_S = 20.0  # told to stop: SIGTERM first, SIGKILL to what is left after this
+# The API server gone, its EngineCore and workers serve nobody: SIGKILL after this.
+ORPHANS_GRACE_S = 2.0
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -52,8 +54,8 @@ def others() -> list[int]:
     return [pid for pid, _ppid, pgid, _rss in processes() if pgid == group and pid != me]
 
 
-def end_group(engine: subprocess.Popen | None) -> None:
-    for sig, wait in ((signal.SIGTERM, GRACE_S), (signal.SIGKILL, 10.0)):
+def end_group(engine: subprocess.Popen | None, grace: float) -> None:
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
         deadline = time.monotonic() + wait
         for pid in others():
             with contextlib.suppress(ProcessLookupError):
@@ -71,15 +73,16 @@ def main(command: list[str]) -> int:
     for sig in STOP_SIGNALS:
         signal.signal(sig, _stop)
     prctl = ctypes.CDLL(None).prctl  # looked up before the fork (see processes.py)
-    engine = None
+    engine, grace = None, GRACE_S
     with contextlib.suppress(Stop):
         # The API server gets the parent-death signal too: should the guard itself be
         # SIGKILLed, a running API server still stops its EngineCore and workers.
         engine = subprocess.Popen(command, preexec_fn=lambda: prctl(1, signal.SIGTERM))
         engine.wait()
+        grace = ORPHANS_GRACE_S
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
-    end_group(engine)
+    end_group(engine, grace)
     return engine.wait() if engine is not None else -signal.SIGTERM
 
 
