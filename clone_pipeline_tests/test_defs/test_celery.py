@@ -137,12 +137,13 @@ def test_celery_workers_run_the_steps_and_the_gpu_queue_worker_trains(tmp_path, 
 
     # The same export collected without Celery (in this process: the comparison is of the
     # data, not of the executors) makes the same dataset.
-    default = load_settings({"CLONE_HOME": str(tmp_path / "default" / "home"),
-                             "DAGSTER_HOME": str(tmp_path / "default" / "dagster"),
-                             "CLONE_MODELS_DIR": str(models_dir)})
-    for name in ("CLONE_HOME", "DAGSTER_HOME"):
-        monkeypatch.setenv(name, str(getattr(default, name.lower())))
+    roots = {"CLONE_HOME": str(tmp_path / "default" / "home"),
+             "DAGSTER_HOME": str(tmp_path / "default" / "dagster"),
+             "CLONE_MODELS_DIR": str(models_dir)}
+    for name, value in roots.items():  # what the definitions' resources read
+        monkeypatch.setenv(name, value)
     monkeypatch.delenv("CLONE_DATABASE_URL", raising=False)
+    default = load_settings(roots)
     initialise(default, default_template())
     import_export(PERSONAS_DIR / USER, default)
     with dg.DagsterInstance.from_config(str(default.dagster_home)) as instance:
