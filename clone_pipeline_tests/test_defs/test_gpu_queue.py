@@ -36,7 +36,7 @@ from clone_pipeline.launch.queues import update_queue
 from clone_pipeline.services import training as runs
 from clone_pipeline.services.queues import create_queue
 from clone_pipeline.training.supervision import STOP_GRACE_SECONDS
-from clone_pipeline_tests.live_definitions import GPU_HOLD_JOB, hold_config
+from clone_pipeline_tests.live_definitions import GPU_HOLD_JOB, RUN_HOLD_JOB, hold_config
 from clone_pipeline_tests.test_defs.dagster_dev import (
     FINISHED,
     run_worker,
@@ -48,6 +48,7 @@ USERS = ("gpuq-margaret", "gpuq-walter")
 DATA = ["collected_training_data", "formatted_datasets"]
 A_SECOND = hold_config(GPU_HOLD_JOB, 1)
 BLOCKER_USER = "gpuq-rosa"  # the blocker's own user: the queued runs wait for the slot only
+PROBE_USER = "gpuq-probe"
 LONG = {"max_steps": 5000, "batch_size": 4, "context_length": 256, "save_steps": 5,
         "eval_steps": 100, "min_free_disk_gb": 0.1}
 DAEMON_CYCLE_S = 15  # generous: the run queue is checked every few seconds
@@ -67,11 +68,19 @@ def test_gpu_queue_orders_by_priority_and_frees_slots(live_dagster, pg_server, l
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         for persona, user in zip(("margaret-ellis", "walter-okafor"), USERS, strict=True):
             live_dagster.add_user(instance, persona, user)
-        instance.add_dynamic_partitions(USERS_PARTITIONS, [BLOCKER_USER])  # holds, reads nothing
+        # partitions only: their runs hold, and read nothing
+        instance.add_dynamic_partitions(USERS_PARTITIONS, [BLOCKER_USER, PROBE_USER])
         instance.event_log_storage.set_concurrency_slots(GPU_POOL, 1)
 
         def status(run_id: str) -> dg.DagsterRunStatus:
             return instance.get_run_by_id(run_id).status
+
+        # Both users' data first (the trainings below need it; no memory index needed).
+        data = [api.launch(COMPLETE_WORKFLOW, user, {}, {}, DATA) for user in USERS]
+        wait_for(lambda: all(status(r) in FINISHED for r in data), 300,
+                 "the data runs to finish", 0.5)
+        for run_id in data:
+            assert status(run_id) == dg.DagsterRunStatus.SUCCESS, why_failed(instance, run_id)
 
         blocker = api.launch(GPU_HOLD_JOB, BLOCKER_USER, launch_tags(settings, None, "high"),
                              hold_config(GPU_HOLD_JOB, 600))
@@ -88,14 +97,11 @@ def test_gpu_queue_orders_by_priority_and_frees_slots(live_dagster, pg_server, l
         submitted = [api.launch(GPU_HOLD_JOB, USERS[i % 2], launch_tags(settings, q, p),
                                 A_SECOND)
                      for i, (q, p) in enumerate(plan)]
-        # Both users' data runs (the trainings below need it), submitted after the six: the
-        # daemon takes them past the six, which must stay queued while the slot is taken.
-        # (Collected and formatted: the trainings need no memory index.)
-        data = [api.launch(COMPLETE_WORKFLOW, user, {}, {}, DATA) for user in USERS]
-        wait_for(lambda: all(status(r) in FINISHED for r in data), 300,
-                 "the data runs to finish", 0.5)
-        for run_id in data:
-            assert status(run_id) == dg.DagsterRunStatus.SUCCESS, why_failed(instance, run_id)
+        # A run that needs no GPU, submitted after the six: the daemon takes it past them,
+        # and they must still be queued while the slot is taken.
+        probe = api.launch(RUN_HOLD_JOB, PROBE_USER, {}, hold_config(RUN_HOLD_JOB, 1))
+        wait_for(lambda: status(probe) in FINISHED, 300, "the run after them to finish", 0.5)
+        assert status(probe) == dg.DagsterRunStatus.SUCCESS, why_failed(instance, probe)
         assert {status(r) for r in submitted} == {dg.DagsterRunStatus.QUEUED}, \
             "a GPU run left the queue while the GPU slot was taken"
 
