@@ -13,7 +13,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from clone_pipeline.cli.common import console, dagster_instance, operating_errors, ready
-from clone_pipeline.services.queues import PRIORITIES
+from clone_pipeline.services.queues import DEFAULT_PRIORITY, PRIORITIES
 
 
 @click.group()
@@ -27,7 +27,7 @@ def workflow() -> None:
               help="Include the voice stages (profile and voice-text alignment).")
 @click.option("--deploy/--no-deploy", default=True, show_default=True,
               help="Serve the new version if it passes (needs `clone-pipeline serve`).")
-@click.option("--priority", type=click.Choice(PRIORITIES), default="medium",
+@click.option("--priority", type=click.Choice(PRIORITIES), default=DEFAULT_PRIORITY,
               show_default=True, help="Start order among queued runs (the queue's weights).")
 @click.option("--queue", "queue_name", help="Admin queue to launch into (queue list).")
 @click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False),

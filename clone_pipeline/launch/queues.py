@@ -41,7 +41,7 @@ def retag_runs(instance: dg.DagsterInstance, before: Queue, after: Queue) -> int
     it no longer counts against anyone. Returns how many runs were retagged."""
     runs = runs_in(instance, after.name, WAITING + IN_PROGRESS)
     for run in runs:
-        tags = queues.run_tags(after, run.tags.get(queues.PRIORITY_TAG, "medium"))
+        tags = queues.run_tags(after, run.tags.get(queues.PRIORITY_TAG, queues.DEFAULT_PRIORITY))
         if before.max_concurrent_jobs != after.max_concurrent_jobs:
             tags[queues.limit_tag(before.max_concurrent_jobs)] = f"retired:{run.run_id}"
         instance.add_run_tags(run.run_id, tags)

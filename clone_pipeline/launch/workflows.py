@@ -23,6 +23,7 @@ from clone_pipeline.launch.launch import (
 )
 from clone_pipeline.launch.names import COMPLETE_WORKFLOW, WORKFLOW_TAG
 from clone_pipeline.launch.runs import RunStatus, root_cause
+from clone_pipeline.services import queues
 from clone_pipeline.services import workflows as flows
 from clone_pipeline.services.users import require_user
 from clone_pipeline.settings import Settings
@@ -41,7 +42,7 @@ _WORKFLOW_STATUS = {RunStatus.QUEUED: WorkflowStatus.PENDING,
 
 def start_workflow(settings: Settings, instance: dg.DagsterInstance, external_id: str, *,
                    include_voice_integration: bool = True, auto_deployment: bool = True,
-                   queue: str | None = None, priority: str = "medium",
+                   queue: str | None = None, priority: str = queues.DEFAULT_PRIORITY,
                    run_config: dict[str, Any] | None = None,
                    api: DagsterApi | None = None) -> flows.WorkflowView:
     """Record a workflow and submit its run to the queue; returns it (pending)."""
@@ -64,7 +65,7 @@ def start_workflow(settings: Settings, instance: dg.DagsterInstance, external_id
 
 
 def start_training(settings: Settings, instance: dg.DagsterInstance, external_id: str, *,
-                   queue: str | None = None, priority: str = "medium",
+                   queue: str | None = None, priority: str = queues.DEFAULT_PRIORITY,
                    run_config: dict[str, Any] | None = None,
                    api: DagsterApi | None = None) -> str:
     """Submit a training run (train, then evaluate) to the queue; returns its run id."""

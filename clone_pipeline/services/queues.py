@@ -22,6 +22,7 @@ from clone_pipeline.db.users import as_utc
 from clone_pipeline.settings import Settings
 
 PRIORITIES = ("high", "medium", "low")
+DEFAULT_PRIORITY = "medium"  # a run launched without one
 DEFAULT_WEIGHTS = {"high": 3, "medium": 2, "low": 1}
 MAX_CONCURRENT_JOBS = 16  # the ladder's top rung in dagster.yaml
 MAX_WEIGHT = 1000

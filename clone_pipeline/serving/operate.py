@@ -45,6 +45,7 @@ from clone_pipeline.serving.operate_schemas import (
 )
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.base_models import DEFAULT_BASE_MODEL
+from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.training.hardware import gpu_status, hardware_class
 
 SSE_POLL_S = 1.0
@@ -104,8 +105,8 @@ def _router(settings: Settings, dagster: SharedInstance) -> APIRouter:
                                 ) -> JSONResponse:
         instance = await _call(dagster.get)
         run = await _call(run_job_for_user, instance, COMPLETE_WORKFLOW, user, config,
-                          launch_tags(settings, None, "medium"), settings, assets=assets,
-                          queued=True)
+                          launch_tags(settings, None, queues.DEFAULT_PRIORITY), settings,
+                          assets=assets, queued=True)
         await run_in_threadpool(wait_for_run, instance, run.run_id, wait)
         return await run_answer(who, run.run_id, answer)
 
@@ -151,7 +152,7 @@ def _router(settings: Settings, dagster: SharedInstance) -> APIRouter:
 
     @router.get("/api/training/format-data")
     async def format_data_status(runId: RunId, who: Who,  # noqa: N803
-                                 format: str = "conversational") -> JSONResponse:  # noqa: A002
+                                 format: str = TrainConfig.train_format) -> JSONResponse:  # noqa: A002
         return await run_answer(who, runId, lambda s, o: _formatted(s, o, format))
 
     @router.post("/api/voice-llm/integrate")

@@ -15,7 +15,7 @@ from clone_pipeline.data.collect import CollectOptions
 from clone_pipeline.data.format_dataset import FormatOptions
 from clone_pipeline.data.formats import FORMATS
 from clone_pipeline.data.prompts import TEMPLATE_STYLES, TemplateStyle
-from clone_pipeline.services.queues import MAX_CONCURRENT_JOBS, PRIORITIES
+from clone_pipeline.services.queues import DEFAULT_PRIORITY, MAX_CONCURRENT_JOBS, PRIORITIES
 from clone_pipeline.training.config import TrainConfig
 from clone_pipeline.voice.integration import IntegrationSettings
 
@@ -68,7 +68,7 @@ class WorkflowRequest(_Body):
     userId: str | None = UserId
     includeVoiceIntegration: bool = True
     autoDeployment: bool = True
-    priority: Priority = "medium"
+    priority: Priority = DEFAULT_PRIORITY
     queueName: str | None = Field(default=None, min_length=1, max_length=64)
     trainingConfig: dict[str, Any] | None = Field(
         default=None, description="trained_adapter config fields (as in the Dagster launchpad), "
@@ -80,7 +80,7 @@ class GpuManagerRequest(_Body):
                     "create_admin_queue"]
     userId: str | None = UserId
     jobId: str | None = Field(default=None, min_length=1, max_length=64)
-    priority: Priority = "medium"
+    priority: Priority = DEFAULT_PRIORITY
     queueName: str | None = Field(default=None, min_length=1, max_length=64)
     trainingConfig: dict[str, Any] | None = None
     adminId: str | None = Field(default=None, min_length=1, max_length=128)
