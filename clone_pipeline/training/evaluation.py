@@ -128,8 +128,8 @@ def generate(model, tokenizer, messages: list[dict], max_new_tokens: int = 80,
 # Greedy answers of a small model can loop; a penalty on what it has already said stops that.
 # Not the repetition penalty: vLLM's and transformers' both count the prompt too, so they
 # push the model away from the very words of the memories it is given (fact recall with
-# memories on the demo fact sheets: 0.27 with repetition penalty 1.1 against 0.47 without,
-# Margaret; 0.07 against 0.20 with this penalty, Walter; benchmarks/grounded_decoding.py).
+# memories on the demo fact sheets, repetition penalty 1.1 against this penalty: Margaret 0.27
+# against 0.40, Walter 0.07 against 0.13; benchmarks/grounded_decoding.py).
 # The same number goes to vLLM as ``frequency_penalty``, which is this (output tokens only,
 # subtracted once per time each was said).
 GREEDY_FREQUENCY_PENALTY = 0.5
