@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from clone_pipeline.data.collect import SourceMaterial, collect
 from clone_pipeline.demo import PERSONAS_DIR
@@ -130,3 +131,35 @@ def test_training_examples_get_the_memories_the_gateway_would_give_but_never_the
     # deployment and evaluation start from the persona's prompt, not this record's memories
     assert persona_prompt(system["content"]) == "You are Nan."
     assert user["content"] == other.prompt
+
+
+def test_a_reading_lesson_shows_training_examples_their_own_answer_but_never_held_out_ones():
+    from clone_pipeline.data.examples import Example
+    from clone_pipeline.memory.grounding import add_memories
+
+    index, _ = MemoryIndex.build(PASSAGES)
+
+    def asked() -> tuple[Example, Example]:
+        return (Example("responses:r1", "responses", "What was your first job?", "The bakery."),
+                Example("responses:r2", "responses", "How did you meet Grandpa?", "A dance."))
+
+    trained, held = asked()
+    assert add_memories(index, [trained, held], own_answer_share=1.0,
+                        held_out=frozenset({held.id})) == 1
+    assert "Hartley's bakery" in trained.context  # its own answer, as the gateway serves it
+    assert held.context is None  # a held-out example would only measure copying
+    none_shown = asked()
+    add_memories(index, list(none_shown), own_answer_share=0.0)
+    assert all(e.context is None for e in none_shown)
+    # the share is a keyed hash of (seed, example): about half for 0.5, and a re-run with
+    # the same seed picks the same
+    def own_shown(seed: int) -> bool:
+        example = asked()[0]
+        add_memories(index, [example], own_answer_share=0.5, seed=seed)
+        return example.context is not None
+
+    picks = [own_shown(seed) for seed in range(60)]
+    assert 15 < sum(picks) < 45
+    assert [own_shown(seed) for seed in range(60)] == picks
+    with pytest.raises(ValueError, match="own_answer_share"):
+        add_memories(index, [asked()[0]], own_answer_share=1.5)

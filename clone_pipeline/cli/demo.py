@@ -4,6 +4,7 @@ served and voiced, with a table for each stage."""
 from __future__ import annotations
 
 import os
+import time
 
 import click
 from rich.markup import escape
@@ -38,6 +39,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
     personas = persona_dirs()
     instance = dagster_instance()
     outcomes = {}
+    clock = _Clock()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                   TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
                   console=console) as progress:
@@ -53,6 +55,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
             outcomes[folder.name] = run_job_for_user(instance, DATA_ONLY, folder.name,
                                                      QUIET_RUN)
             progress.advance(task)
+    clock.lap(f"import and data stages, {len(personas)} personas")
     table = _readiness_table(overview(settings, only=set(outcomes)), with_sizes=True)
     console.print(table)
     for name, outcome in outcomes.items():
@@ -66,6 +69,7 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                 status.update(f"complete_workflow for {name}")
                 outcome = run_job_for_user(instance, COMPLETE_WORKFLOW, name, config)
                 print_outcome(name, outcome)
+                clock.lap(f"complete_workflow for {name}", instance, outcome.run_id)
         evaluations = {name: latest_evaluation(settings, name) for name in ready_ones}
         console.print(_evaluation_table(evaluations))
         console.print(_fidelity_table(evaluations))
@@ -73,7 +77,9 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
             with console.status("each adapter on every person's held-out answers"):
                 cross = cross_perplexity(settings, ready_ones)
             console.print(_cross_table(ready_ones, cross))
+            clock.lap("the A-vs-B table")
         _serve_and_ask(instance, settings, ready_ones)
+        clock.lap("engine start, deployments, questions and answers")
     if voice:
         with console.status("voice profiles and alignment") as status:
             for name in outcomes:
@@ -81,10 +87,12 @@ def demo(skip_import: bool, voice: bool, train: bool) -> None:
                 print_outcome(name, run_job_for_user(instance, VOICE_INTEGRATION, name,
                                                       QUIET_RUN))
         voices = {name: latest_voice(settings, name) for name in outcomes}
+        clock.lap(f"voice profiles and alignment, {len(outcomes)} personas")
         console.print(_voice_table(voices))
         console.print("Hear a reply in a profile-matched voice (prosody matching, not "
                       "cloning):\n  clone-pipeline speak margaret-ellis \"Hello, love.\" "
                       "--out reply.wav")
+    console.print(clock.table())
     # Every variable the UI needs: without CLONE_HOME it would read another data root.
     # Database URLs may hold passwords, so they are named, not printed.
     from clone_pipeline.services.pairing import ui_command
@@ -129,6 +137,34 @@ def _serve_and_ask(instance, settings: Settings, names: list[str]) -> None:
     console.print(table)
     console.print("Keep them running with the chat page at http://127.0.0.1:8000/ (make serve), "
                   "then make a token: clone-pipeline token create margaret-ellis")
+
+
+class _Clock:
+    """Where the demo's time went: wall-clock seconds per phase, and per step of a run."""
+
+    def __init__(self):
+        self.start = self.last = time.monotonic()
+        self.rows: list[tuple[str, float]] = []
+
+    def lap(self, phase: str, instance=None, run_id: str | None = None) -> None:
+        now = time.monotonic()
+        self.rows.append((phase, now - self.last))
+        self.last = now
+        if run_id is not None:
+            from clone_pipeline.launch.runs import step_seconds
+
+            for step, seconds in step_seconds(instance, run_id).items():
+                if seconds >= 1:
+                    self.rows.append((f"  step {step}", seconds))
+
+    def table(self) -> Table:
+        table = Table(title="Where the time went (wall clock)")
+        table.add_column("phase")
+        table.add_column("time", justify="right")
+        for phase, seconds in [*self.rows, ("total", time.monotonic() - self.start)]:
+            table.add_row(phase, f"{int(seconds // 60)} min {seconds % 60:.0f} s"
+                          if seconds >= 60 else f"{seconds:.0f} s")
+        return table
 
 
 def _readiness_table(rows: list[dict], with_sizes: bool = False) -> Table:

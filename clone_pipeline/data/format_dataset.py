@@ -28,6 +28,10 @@ class FormatOptions:
     # benchmarks/memory_training.py found no payoff (Margaret's fact recall with memories
     # 0.067 trained with them, 0.133 without) for prompts about three times longer.
     with_memories: bool = False
+    # With memories: the share of training examples that see them exactly as the gateway
+    # would serve them, their own answer among them when retrieved (a reading lesson); the
+    # rest, and every held-out example, never see their own answer.
+    own_answer_share: float = 0.0
     max_length: int = 2048  # tokens of the configured tokenizer, whole record
     eval_fraction: float = 0.1
     seed: int = 0
@@ -102,12 +106,15 @@ def _stats(lengths: list[int]) -> dict[str, float]:
 
 
 def format_examples(examples: list[Example], system: str | None, tokenizer,
-                    options: FormatOptions) -> Formatted:
+                    options: FormatOptions, held_out: frozenset[str] | None = None
+                    ) -> Formatted:
     """Render *examples* in every requested format, each record within max_length tokens.
 
     Token counts are additive: prompt and answer are tokenized once, and each format adds its
     template overhead (measured by tokenizing the template with empty fields). Fields are
     separated by special tokens or newlines, where byte-level BPE does not merge across.
+    *held_out* (example ids), when the caller has already split, is the held-out set;
+    otherwise whole question groups are held out here.
     """
     unknown = set(options.formats) - set(FORMATS)
     if unknown:
@@ -134,7 +141,11 @@ def format_examples(examples: list[Example], system: str | None, tokenizer,
         kept.append(example)
         lengths.append(p_len + a_len)
     content_len = {e.id: n for e, n in zip(kept, lengths, strict=True)}
-    train, evaluation = split_by_question(kept, options.eval_fraction, options.seed)
+    if held_out is None:
+        train, evaluation = split_by_question(kept, options.eval_fraction, options.seed)
+    else:
+        train = [e for e in kept if e.id not in held_out]
+        evaluation = [e for e in kept if e.id in held_out]
     stats = {fmt: _stats([content_len[e.id] + overhead[fmt] for e in kept])
              for fmt in options.formats}
     return Formatted(tuple(options.formats), stats, train, evaluation, truncated, dropped,

@@ -81,6 +81,11 @@ class FormatConfig(dg.Config):
         description="Give each example the memories retrieved for its question (never its "
                     "own answer) after the system prompt, as the gateway does at inference; "
                     "needs memory_index (without it, examples go without).")
+    own_answer_share: float = Field(
+        default=core_default(FormatOptions, "own_answer_share"), ge=0, le=1,
+        description="With with_memories: the share of training examples that see their "
+                    "memories exactly as served, their own answer among them when retrieved "
+                    "(a reading lesson; held-out examples never do).")
     max_length: int = Field(default=core_default(FormatOptions, "max_length"), ge=64,
                             description="Maximum tokens per record, in the tokenizer below.")
     tokenizer: str = Field(default=DEFAULT_BASE_MODEL,
@@ -98,7 +103,8 @@ class FormatConfig(dg.Config):
     def options(self) -> FormatOptions:
         return FormatOptions(formats=tuple(self.formats),
                              include_system_prompts=self.include_system_prompts,
-                             with_memories=self.with_memories, max_length=self.max_length,
+                             with_memories=self.with_memories,
+                             own_answer_share=self.own_answer_share, max_length=self.max_length,
                              eval_fraction=self.eval_fraction, seed=self.seed,
                              workers=self.workers)
 

@@ -111,6 +111,14 @@ def wait_for_run(instance: dg.DagsterInstance, run_id: str, seconds: float) -> N
         time.sleep(POLL_S)
 
 
+def step_seconds(instance: dg.DagsterInstance, run_id: str) -> dict[str, float]:
+    """How long each finished step of a run took (step key -> seconds), for the demo's
+    "where the time went"."""
+    return {stats.step_key: stats.end_time - stats.start_time
+            for stats in instance.get_run_step_stats(run_id)
+            if stats.start_time is not None and stats.end_time is not None}
+
+
 def root_cause(error) -> str:
     """The innermost message of a Dagster error (it wraps user errors in its own)."""
     while error is not None and error.cause is not None:

@@ -10,6 +10,7 @@ abstains: it answers ABSTAIN_REPLY instead of letting the model invent.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 
@@ -112,13 +113,26 @@ def ground(index: MemoryIndex, messages: list[dict], threshold: float = RELEVANC
     return Grounding(kept, abstain=not kept and asks_about_her(question), searched=True)
 
 
-def add_memories(index: MemoryIndex, examples: list[Example]) -> int:
-    """Give each training example the memories the gateway would retrieve for its question,
-    its own item left out; how many examples got any."""
+def add_memories(index: MemoryIndex, examples: list[Example], own_answer_share: float = 0.0,
+                 held_out: frozenset[str] = frozenset(), seed: int = 0) -> int:
+    """Give each training example the memories the gateway would retrieve for its question;
+    how many examples got any. A share *own_answer_share* of the training examples (chosen by
+    a keyed hash, so a re-run picks the same) see them exactly as served, their own item
+    among them when retrieval finds it: a reading lesson, RAFT's "oracle" share. The others,
+    and every held-out example (ids in *held_out*), have their own item left out, so held-out
+    perplexity never measures copying."""
+    if not 0 <= own_answer_share <= 1:
+        raise ValueError(f"own_answer_share must be in [0, 1], got {own_answer_share}")
     given = 0
     for example in examples:
+        shown = (example.id not in held_out
+                 and _unit_hash(f"{seed}:{example.id}") < own_answer_share)
         block = ground(index, [{"role": "user", "content": example.prompt}],
-                       leave_out=example.id).memory_block()
+                       leave_out=None if shown else example.id).memory_block()
         example.context = block or None
         given += bool(block)
     return given
+
+
+def _unit_hash(key: str) -> float:
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest()) / 2**64

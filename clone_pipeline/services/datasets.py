@@ -13,6 +13,7 @@ from clone_pipeline.data.examples import Example
 from clone_pipeline.data.format_dataset import FormatOptions, format_examples, write_formats
 from clone_pipeline.data.pii import Redactor
 from clone_pipeline.data.prompts import system_prompt
+from clone_pipeline.data.split import split_by_question
 from clone_pipeline.data.store import read_jsonl, write_jsonl
 from clone_pipeline.db import datasets, sources, users
 from clone_pipeline.db.session import session_scope
@@ -130,8 +131,14 @@ def format_user_data(settings: Settings, external_id: str, options: FormatOption
                                               dataset.readiness.get("reasons", [])))
     examples = [Example.from_dict(r) for r in read_jsonl(settings.home / dataset.path)]
     index = load_memory(settings, external_id) if options.with_memories else None
-    with_memories = add_memories(index, examples) if index is not None else 0
-    formatted = format_examples(examples, system, tokenizer, options)
+    # Split before the memories are added: a held-out example never sees its own answer.
+    held_out = frozenset(e.id for e in split_by_question(
+        examples, options.eval_fraction, options.seed)[1])
+    with_memories = 0
+    if index is not None:
+        with_memories = add_memories(index, examples, options.own_answer_share, held_out,
+                                     options.seed)
+    formatted = format_examples(examples, system, tokenizer, options, held_out)
     folder = (user_folder(settings, "datasets", external_id) / "formatted"
               / f"v{dataset.version:04d}-{template_style}")
     written = write_formats(formatted, folder, options.workers)
