@@ -162,8 +162,8 @@ class _Clock:
         table.add_column("phase")
         table.add_column("time", justify="right")
         for phase, seconds in [*self.rows, ("total", time.monotonic() - self.start)]:
-            table.add_row(phase, f"{int(seconds // 60)} min {seconds % 60:.0f} s"
-                          if seconds >= 60 else f"{seconds:.0f} s")
+            minutes, rest = divmod(round(seconds), 60)
+            table.add_row(phase, f"{minutes} min {rest} s" if minutes else f"{rest} s")
         return table
 
 

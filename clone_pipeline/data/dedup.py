@@ -12,7 +12,6 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 _TOKEN = re.compile(r"\w+")
 SHINGLE = 3  # words per shingle: a one-word edit in a 25-word answer keeps Jaccard ~0.75
@@ -30,6 +29,8 @@ class DedupResult:
 
 def _word_ids(tokens: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
     """Stable 32-bit id per word occurrence (flattened) and each text's start offset."""
+    import pandas as pd  # here: importing the code location should not load pandas
+
     lengths = np.fromiter((len(t) for t in tokens), dtype=np.int64, count=len(tokens))
     flat = [w for words in tokens for w in words]
     codes, uniques = pd.factorize(pd.Series(flat, dtype=object))
@@ -82,6 +83,8 @@ def _signatures(shingles: list[np.ndarray], a: np.ndarray, b: np.ndarray
 
 def _shares_a_bucket(keys: np.ndarray) -> np.ndarray:
     """Boolean per text: does any of its band keys occur for another text too?"""
+    import pandas as pd
+
     shared = np.zeros(len(keys), dtype=bool)
     for band in range(BANDS):
         shared |= pd.Series(keys[:, band]).duplicated(keep=False).to_numpy()
@@ -96,6 +99,8 @@ def deduplicate(texts: list[str], threshold: float = 0.7, seed: int = 1) -> Dedu
     signature values estimates Jaccard, +-0.05 at 100 values), all candidates in one
     vectorised comparison, so a text that collides with many others stays cheap.
     """
+    import pandas as pd
+
     tokens = [_TOKEN.findall(t.lower()) for t in texts]
     rng = np.random.default_rng(seed)
     a = (rng.integers(0, 2**31, size=BANDS * ROWS, dtype=np.uint32) * 2 + 1).astype(np.uint32)

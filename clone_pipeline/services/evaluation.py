@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clone_pipeline.data.formats import record_messages
 from clone_pipeline.data.store import read_jsonl
@@ -17,14 +18,10 @@ from clone_pipeline.memory.grounding import persona_prompt
 from clone_pipeline.services.fidelity import load_fact_sheet, measure_version
 from clone_pipeline.settings import Settings
 from clone_pipeline.training.config import TrainConfig
-from clone_pipeline.training.evaluation import (
-    EvaluationReport,
-    adapter_perplexity,
-    evaluate_adapter,
-    heldout_key,
-    reference_answers,
-)
 from clone_pipeline.training.preflight import PreflightError
+
+if TYPE_CHECKING:  # torch-bound: imported where an evaluation runs (see services/fidelity.py)
+    from clone_pipeline.training.evaluation import EvaluationReport
 
 
 class ControlSource(StrEnum):
@@ -50,6 +47,8 @@ def evaluate_version(settings: Settings, version_id: uuid.UUID,
                      max_questions: int = 12,
                      max_control_texts: int = 200) -> EvaluatedVersion:
     """Evaluate model version *version_id* against its base; store the figures on it."""
+    from clone_pipeline.training.evaluation import evaluate_adapter, heldout_key, reference_answers
+
     with session_scope(settings.database_url) as session:
         version = training.get_version(session, version_id)
         if version is None:
@@ -130,6 +129,8 @@ def cross_perplexity(settings: Settings, names: list[str]) -> dict[tuple[str, st
     evaluated adapter, keyed (adapter's person, answers' person): an adapter that learnt its
     person gives their answers a lower figure than another person's adapter does. Only
     people whose adapters share one base (perplexity is per token of its tokenizer)."""
+    from clone_pipeline.training.evaluation import adapter_perplexity
+
     found = {name: e for name in names if (e := latest_evaluation(settings, name))}
     bases = {e["base_model"] for e in found.values()}
     if len(bases) != 1:

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from clone_pipeline.files import user_folder, write_json
 from clone_pipeline.memory.fidelity import FORMAT, FactSheet, FidelityReport, measure
 from clone_pipeline.services.memory import load_memory
 from clone_pipeline.settings import Settings
-from clone_pipeline.training.evaluation import generate_batch, load_adapter
 
 FACT_SHEET = "facts.json"
 MAX_NEW_TOKENS = 48  # a fact fits in a sentence; more only costs time on a CPU
@@ -40,6 +37,12 @@ def measure_version(settings: Settings, external_id: str, sheet: FactSheet, base
                     adapter_path: str, system_prompt: str) -> FidelityReport:
     """The version's fidelity on *sheet*: base and adapter, each alone and with the
     person's memory index (when it has been built), answering greedily."""
+    # torch and transformers load here, not with the module: every Dagster step process
+    # imports the code location, and most steps never evaluate.
+    import torch
+
+    from clone_pipeline.training.evaluation import generate_batch, load_adapter
+
     model, tokenizer = load_adapter(base_model, adapter_path, settings.models_dir)
 
     def adapter(conversations):

@@ -17,7 +17,6 @@ from clone_pipeline.db import training, users
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.db.sources import lock_user
 from clone_pipeline.settings import Settings
-from clone_pipeline.training.evaluation import adapter_perplexity, heldout_key
 from clone_pipeline.training.promotion import Standing, Verdict, judge
 
 
@@ -111,6 +110,9 @@ def _measure_on_heldout(settings: Settings, version_id: uuid.UUID, adapter_path:
                         base_model: str, evaluation: dict) -> None:
     """Evaluate adapter *adapter_path* (of version *version_id*) on the held-out questions
     *evaluation* scored, and record the figure on that version."""
+    # torch-bound, so imported here, not with the module (see services/fidelity.py)
+    from clone_pipeline.training.evaluation import adapter_perplexity, heldout_key
+
     path = settings.home / evaluation["heldout_file"]
     if not (path.is_file() and Path(adapter_path).is_dir()):
         return  # nothing to measure with; judge() then keeps the current version, saying why

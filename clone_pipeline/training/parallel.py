@@ -20,10 +20,12 @@ import math
 import os
 import sys
 from collections.abc import Sequence
-
-import torch
+from typing import TYPE_CHECKING
 
 from clone_pipeline.net import free_port
+
+if TYPE_CHECKING:  # the training asset imports this module without training in-process
+    import torch
 
 STRATEGIES = ("ddp", "fsdp")
 ENTRY_POINT = "clone_pipeline.training.pipes_main"
@@ -103,6 +105,8 @@ class Parallel:
         """Each value summed over the processes (one all-reduce for all of them)."""
         if not self.accelerator:
             return list(values)
+        import torch
+
         tensor = torch.tensor(list(values), dtype=torch.float64, device=self.accelerator.device)
         torch.distributed.all_reduce(tensor)
         return tensor.tolist()

@@ -82,6 +82,8 @@ def test_helm_values_carry_dagster_yamls_queue_limits_and_the_project_code():
     runs = instance["concurrency"]["runs"]
     assert queued["maxConcurrentRuns"] == runs["max_concurrent_runs"]
     assert queued["tagConcurrencyLimits"] == runs["tag_concurrency_limits"]
+    assert queued["dequeueIntervalSeconds"] == \
+        instance["run_coordinator"]["config"]["dequeue_interval_seconds"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     [code] = values["dagster-user-deployments"]["deployments"]
     assert code["dagsterApiGrpcArgs"] == ["-m", "clone_pipeline.definitions", "-a", "defs"]
