@@ -10,8 +10,10 @@ from pathlib import Path
 
 def run_child(script: str, *args: str) -> dict:
     """Run *script* with *args* in a new interpreter; its last stdout line is JSON."""
-    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run([sys.executable, script, *args], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{Path(script).name} {' '.join(args)} failed ({out.returncode}):\n"
+                         + out.stderr[-3000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

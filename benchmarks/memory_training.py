@@ -59,10 +59,12 @@ def measure(persona: str, own_answer_share: float | None) -> dict:
     started = time.perf_counter()
     outcome = run_job_for_user(dg.DagsterInstance.get(), "complete_workflow", persona, config,
                                assets=STAGES)
-    if not outcome.success:
+    if "model_evaluation" not in outcome.materialized:
         raise SystemExit(f"complete_workflow failed: {outcome.error}")
     found = latest_evaluation(settings, persona)
-    return {"own_answer_share": own_answer_share, "seconds": round(time.perf_counter() - started),
+    # a failed check (an adapter that does not beat its base, say) is a result, not a crash
+    return {"own_answer_share": own_answer_share, "failed_checks": outcome.failed_checks,
+            "seconds": round(time.perf_counter() - started),
             "base_perplexity": found["base_perplexity"],
             "adapter_perplexity": found["adapter_perplexity"],
             "fidelity": found["fidelity"]["scores"]}
