@@ -93,7 +93,9 @@ class Gateway:
         try:
             found = deploys.get_deployment(self.settings, model, principal)
         except deploys.DeploymentNotFound:
-            raise not_found(f"deployment {model!r}") from None
+            # the same words whether it does not exist or is another family's
+            raise not_found(f"deployment {model!r}", "GET /v1/models lists the deployments "
+                            "this token may use (e.g. USER-v1)") from None
         except deploys.DeploymentError as exc:
             raise ApiError(422, str(exc), param) from None
         if found.status != "active":

@@ -61,5 +61,6 @@ def unauthorized() -> ApiError:
                     kind="authentication_error", headers={"WWW-Authenticate": "Bearer"})
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(404, f"{what} not found", kind="not_found_error")
+def not_found(what: str, hint: str = "") -> ApiError:
+    return ApiError(404, f"{what} not found{'; ' + hint if hint else ''}",
+                    kind="not_found_error")

@@ -62,8 +62,14 @@ def test_someone_elses_deployment_reads_as_not_found_and_admin_sees_all(two_user
     _settings, url, (dep_a, token_a), (dep_b, token_b), admin = two_users
     body = {"model": dep_b.name, "messages": [{"role": "user", "content": "Hi"}],
             "max_tokens": 4}
-    assert httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a),
-                      json=body).status_code == 404
+    theirs = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a), json=body)
+    nobody = httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a),
+                        json={**body, "model": "nobody-v1"})
+    assert theirs.status_code == nobody.status_code == 404
+    # the same words as for one that does not exist, and where to look instead
+    said = [r.json()["error"]["message"].replace(m, "X")
+            for r, m in ((theirs, dep_b.name), (nobody, "nobody-v1"))]
+    assert said[0] == said[1] and "GET /v1/models" in said[0]
     by_id = {**body, "model": str(dep_b.id)}
     assert httpx.post(f"{url}/v1/chat/completions", headers=_auth(token_a),
                       json=by_id).status_code == 404
