@@ -17,7 +17,7 @@ from dagster_k8s.job import (
     get_user_defined_k8s_config,
 )
 
-from clone_pipeline.defs.executors import executor_from_env
+from clone_pipeline.defs.executors import LOCAL, executor_from_env
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -72,7 +72,7 @@ def test_an_unknown_executor_is_refused_with_the_choices(monkeypatch):
     with pytest.raises(ValueError, match="multiprocess, k8s"):
         executor_from_env()
     monkeypatch.delenv("CLONE_EXECUTOR")
-    assert executor_from_env() is None
+    assert executor_from_env() is LOCAL
 
 
 def test_helm_values_carry_dagster_yamls_queue_limits_and_the_project_code():
