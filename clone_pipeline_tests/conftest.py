@@ -40,8 +40,10 @@ def _no_outer_data_root(monkeypatch, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory) -> Path:
-    """One tokenizer and base-model build for the whole session (keyed by recipe hash)."""
-    return tmp_path_factory.mktemp("models")
+    """One tokenizer and base-model build for the whole session (keyed by recipe hash).
+    CLONE_TEST_MODELS_DIR keeps them between sessions for the inner loop (CI sets none)."""
+    kept = os.environ.get("CLONE_TEST_MODELS_DIR")
+    return Path(kept) if kept else tmp_path_factory.mktemp("models")
 
 
 @pytest.fixture(scope="session")

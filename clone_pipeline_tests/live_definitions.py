@@ -40,12 +40,13 @@ def hold_run(context: dg.OpExecutionContext) -> None:
     _hold(context)
 
 
-@dg.job(name=GPU_HOLD_JOB, partitions_def=users)
+# In process: a one-step run needs no step process (the queue, not the executor, is tested).
+@dg.job(name=GPU_HOLD_JOB, partitions_def=users, executor_def=dg.in_process_executor)
 def gpu_slot_holder():
     hold_gpu_slot()
 
 
-@dg.job(name=RUN_HOLD_JOB, partitions_def=users)
+@dg.job(name=RUN_HOLD_JOB, partitions_def=users, executor_def=dg.in_process_executor)
 def run_holder():
     hold_run()
 

@@ -33,6 +33,7 @@ BIN = Path(sys.executable).parent
 # the users under test, under the per-user limit, interleaved with the ones a test submits.
 # The shared instance starts with them stopped; test_dagster_dev.py starts one to prove it.
 CHANGE_SENSORS = ("user_data_changed", "voice_recordings_changed")
+MONITORING_POLL_S = 2
 FINISHED = (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE,
             dg.DagsterRunStatus.CANCELED)
 
@@ -56,6 +57,12 @@ def dagster_dev(root: Path, env: dict[str, str], workspace: Path,
     sensor's location, repository and name), so they never tick."""
     cli = str(BIN / "clone-pipeline")
     subprocess.run([cli, "init"], env=env, check=True, capture_output=True)
+    # Run monitoring looks every 2 s rather than the project's 15: a killed worker or a run
+    # past its max runtime is found within seconds, the same machinery at a shorter period.
+    config_file = Path(env["DAGSTER_HOME"]) / "dagster.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config["run_monitoring"]["poll_interval_seconds"] = MONITORING_POLL_S
+    config_file.write_text(yaml.safe_dump(config))
     for name in stopped_sensors:  # one at a time: they may write the same SQLite file
         done = subprocess.run([str(BIN / "dagster"), "sensor", "stop", name, "-w",
                                str(workspace)], cwd=REPO, env=env, capture_output=True,
