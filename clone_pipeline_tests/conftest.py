@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -46,6 +47,40 @@ def models_dir(tmp_path_factory) -> Path:
     return Path(kept) if kept else tmp_path_factory.mktemp("models")
 
 
+_BUILDS: list[tuple[subprocess.Popen, Path]] = []  # the background build and its log
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _base_builds(request, models_dir, tmp_path_factory):
+    """Start building the bases this session's tests use (base_builds.py) while the first
+    tests run; the local_tiny and smollm2 fixtures wait for it."""
+    from clone_pipeline_tests.base_builds import BUILDS
+
+    needed = [name for name in BUILDS
+              if any(name in item.fixturenames for item in request.session.items)]
+    if needed:
+        log = tmp_path_factory.getbasetemp() / "base-builds.log"
+        with log.open("w") as out:
+            _BUILDS.append((subprocess.Popen(
+                [sys.executable, "-m", "clone_pipeline_tests.base_builds", str(models_dir),
+                 *needed], stdout=out, stderr=subprocess.STDOUT), log))
+    yield
+    for process, _log in _BUILDS:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+def _built(name: str) -> None:
+    """Wait until the background process has built *name* or ended (the caller's own call
+    then finds the build, or makes it and fails there with the real error)."""
+    for process, log in _BUILDS:
+        deadline = time.monotonic() + 900
+        while (process.poll() is None and time.monotonic() < deadline
+               and f"built {name}" not in log.read_text()):
+            time.sleep(0.5)
+
+
 @pytest.fixture(scope="session")
 def local_tiny(models_dir):
     """The real local-tiny base, pretrained once per session (about a minute on 2 cores)."""
@@ -53,6 +88,7 @@ def local_tiny(models_dir):
 
     from clone_pipeline.training.local_tiny import ensure_base_model
 
+    _built("local_tiny")
     path = ensure_base_model(models_dir)
     return (AutoModelForCausalLM.from_pretrained(path, local_files_only=True).eval(),
             AutoTokenizer.from_pretrained(path, local_files_only=True), path)
@@ -64,6 +100,7 @@ def smollm2(models_dir) -> Path:
     set-up installs (about 20 s)."""
     from clone_pipeline.training.smollm2 import ensure_base_model
 
+    _built("smollm2")
     return ensure_base_model(models_dir)
 
 
