@@ -422,13 +422,17 @@ def _report(hits: list[Hit]) -> str:
 
 
 @pytest.mark.slow
-def test_remove_user_leaves_nothing(settings, persona, write_export, models_dir, local_tiny,
+def test_remove_user_leaves_nothing(settings, persona, write_export, local_tiny,
                                     tmp_path, monkeypatch, request):
     started = time.perf_counter()
     postgres = settings.database_url.startswith("postgresql")
     run_tmp = tmp_path / "run-tmp"  # the runs' temporary files (Pipes) land here, scanned
     run_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(run_tmp))
+    # A models folder of its own, scanned like the rest, holding only the base these runs
+    # use: the session's also holds SmolLM2's 540 MB conversion, which no run here touches.
+    models_dir = tmp_path / "models"
+    shutil.copytree(local_tiny[2].parent, models_dir / local_tiny[2].parent.name)
     env = {"CLONE_HOME": str(settings.home), "CLONE_DATABASE_URL": settings.database_url,
            "CLONE_MODELS_DIR": str(models_dir), "DAGSTER_HOME": str(settings.dagster_home),
            "TMPDIR": str(run_tmp)}
