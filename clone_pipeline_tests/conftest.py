@@ -239,11 +239,56 @@ def cli_env(tmp_path, models_dir):
     return run
 
 
+@pytest.fixture(scope="session")
+def engine_spawned(local_tiny, tmp_path_factory):
+    """The serving tests' vLLM engine over local-tiny (see test_serving/conftest.py's
+    `engine`), spawned without waiting: it may start while the live block still runs."""
+    from clone_pipeline.engine.process import EngineSpec, start_engine
+
+    folder = tmp_path_factory.mktemp("engine")
+    process = start_engine(EngineSpec(str(local_tiny[2]), max_loras=16, max_num_seqs=64,
+                                      lora_dir=str(folder / "loras")),
+                           folder / "engine.log", wait=False)
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def smollm2_engine_spawned(smollm2, tmp_path_factory):
+    """A vLLM engine serving SmolLM2 for the default base's end to end, spawned without
+    waiting, as `engine_spawned`."""
+    from clone_pipeline.engine.process import EngineSpec, start_engine
+
+    folder = tmp_path_factory.mktemp("smollm2-engine")
+    process = start_engine(EngineSpec(str(smollm2), max_loras=4, max_num_seqs=16,
+                                      max_model_len=2048, lora_dir=str(folder / "loras")),
+                           folder / "engine.log", wait=False)
+    yield process
+    process.stop()
+
+
+# Which spawned engine a later test needs, by the fixtures that show it.
+_ENGINES = {"engine_spawned": {"engine", "gateway_factory"},
+            "smollm2_engine_spawned": {"smollm2_engine"}}
+
+
+def _spawn_engines_ahead(request) -> None:
+    """From the live block's last three tests on, spawn every engine a later test needs: an
+    engine's start (about half a minute) overlaps the block's runs, which mostly wait."""
+    items = request.session.items
+    later = items[items.index(request.node) + 1:] if request.node in items else []
+    if sum("live_dagster" in item.fixturenames for item in later) > 2:
+        return
+    for spawn, users in _ENGINES.items():
+        if any(users & set(item.fixturenames) for item in later):
+            request.getfixturevalue(spawn)
+
+
 _LIVE: list = []  # the session's LiveDagster, once started
 
 
 @pytest.fixture
-def live_dagster(tmp_path_factory, models_dir, monkeypatch):
+def live_dagster(request, tmp_path_factory, models_dir, monkeypatch):
     """The session's one `dagster dev` (webserver + daemon; see test_defs/dagster_dev.py),
     started by the first test that asks and stopped after the last (they run in one block).
     Its instance keeps Dagster's storage in PostgreSQL when the server is reachable (always
@@ -261,6 +306,7 @@ def live_dagster(tmp_path_factory, models_dir, monkeypatch):
             raise
         _LIVE.append(live)
     live = _LIVE[0]
+    _spawn_engines_ahead(request)
     if "DAGSTER_POSTGRES_URL" in live.env:
         monkeypatch.setenv("DAGSTER_POSTGRES_URL", live.env["DAGSTER_POSTGRES_URL"])
     yield live

@@ -82,6 +82,10 @@ class EngineProcess:
         then SIGKILL after *grace*; also when the API server itself has already died."""
         end_group(self.process, grace)
 
+    def wait_until_ready(self, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Wait until it answers (see start_engine's wait)."""
+        _wait_until_ready(self, timeout)
+
     def restart(self, timeout: float = STARTUP_TIMEOUT_S,
                 cancelled: Callable[[], bool] = lambda: False) -> None:
         """End whatever is left of this engine, then start it again on the same port with the
@@ -159,16 +163,19 @@ def engine_command(spec: EngineSpec, python: Path, port: int, key: str,
 
 
 def start_engine(spec: EngineSpec, log_path: Path, port: int | None = None,
-                 timeout: float = STARTUP_TIMEOUT_S) -> EngineProcess:
+                 timeout: float = STARTUP_TIMEOUT_S, wait: bool = True) -> EngineProcess:
     """Start a vLLM server for *spec* and wait until it answers; its output goes to
     *log_path*. Raises EngineError (with the log's tail) if it exits or never answers.
+    With *wait* false it returns at once: the caller overlaps the start (about half a minute
+    on CPU) with other work and calls ``wait_until_ready`` before using it.
     Prefer ``engine.lifetime.running_engine``, which also stops it."""
     cuda = cuda_available()
     port = port or free_port()
     key = secrets.token_urlsafe(24)
     engine = EngineProcess(_spawn(spec, log_path, port, key, cuda), port, key, spec,
                            log_path, "cuda" if cuda else "cpu")
-    _wait_until_ready(engine, timeout)
+    if wait:
+        engine.wait_until_ready(timeout)
     return engine
 
 

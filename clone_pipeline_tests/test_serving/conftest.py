@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,6 @@ import uvicorn
 
 from clone_pipeline.db.models import ModelVersion, User, utcnow
 from clone_pipeline.db.session import migrate, session_scope
-from clone_pipeline.engine.process import EngineSpec, start_engine
 from clone_pipeline.net import free_port
 from clone_pipeline.services.engine import EngineHandle, handle_of
 from clone_pipeline.serving.app import create_app
@@ -37,17 +35,11 @@ def canary_adapters(local_tiny, tmp_path_factory) -> list[Path]:
 
 
 @pytest.fixture(scope="session")
-def engine(local_tiny, tmp_path_factory) -> Iterator[EngineHandle]:
-    """The real engine (vLLM CPU) over local-tiny, for the whole session."""
-    _model, _tokenizer, path = local_tiny
-    folder = tmp_path_factory.mktemp("engine")
-    process = start_engine(EngineSpec(str(path), max_loras=16, max_num_seqs=64,
-                                      lora_dir=str(folder / "loras")),
-                           folder / "engine.log")
-    try:
-        yield handle_of(process)
-    finally:
-        process.stop()
+def engine(engine_spawned) -> EngineHandle:
+    """The real engine (vLLM CPU) over local-tiny, for the whole session (spawned by the root
+    conftest, maybe already while the live block ran)."""
+    engine_spawned.wait_until_ready()
+    return handle_of(engine_spawned)
 
 
 @dataclass

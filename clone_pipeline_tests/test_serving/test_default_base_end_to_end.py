@@ -15,7 +15,6 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from clone_pipeline.db.models import ModelVersion
 from clone_pipeline.db.session import session_scope
 from clone_pipeline.demo import PERSONAS_DIR
-from clone_pipeline.engine.process import EngineSpec, start_engine
 from clone_pipeline.launch.launch import run_job_for_user
 from clone_pipeline.services.deployments import list_deployments
 from clone_pipeline.services.engine import handle_of
@@ -40,16 +39,11 @@ CONFIG = {"ops": {
     "loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
-@pytest.fixture(scope="module")
-def smollm2_engine(smollm2, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("smollm2-engine")
-    process = start_engine(EngineSpec(str(smollm2), max_loras=4, max_num_seqs=16,
-                                      max_model_len=2048, lora_dir=str(folder / "loras")),
-                           folder / "engine.log")
-    try:
-        yield handle_of(process)
-    finally:
-        process.stop()
+@pytest.fixture
+def smollm2_engine(smollm2_engine_spawned):
+    smollm2_engine_spawned.wait_until_ready()
+    yield handle_of(smollm2_engine_spawned)
+    smollm2_engine_spawned.stop()  # no later test uses it: its memory back at once
 
 
 def test_an_adapter_trained_on_the_default_base_is_evaluated_deployed_and_answers_in_words(
