@@ -273,11 +273,11 @@ _ENGINES = {"engine_spawned": {"engine", "gateway_factory"},
 
 
 def _spawn_engines_ahead(request) -> None:
-    """From the live block's last three tests on, spawn every engine a later test needs: an
+    """From the live block's last two tests on, spawn every engine a later test needs: an
     engine's start (about half a minute) overlaps the block's runs, which mostly wait."""
     items = request.session.items
     later = items[items.index(request.node) + 1:] if request.node in items else []
-    if sum("live_dagster" in item.fixturenames for item in later) > 2:
+    if sum("live_dagster" in item.fixturenames for item in later) > 1:
         return
     for spawn, users in _ENGINES.items():
         if any(users & set(item.fixturenames) for item in later):
