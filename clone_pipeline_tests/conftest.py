@@ -239,32 +239,31 @@ def cli_env(tmp_path, models_dir):
     return run
 
 
-@pytest.fixture(scope="session")
-def engine_spawned(local_tiny, tmp_path_factory):
-    """The serving tests' vLLM engine over local-tiny (see test_serving/conftest.py's
-    `engine`), spawned without waiting: it may start while the live block still runs."""
+def _spawned(tmp_path_factory, name: str, base: Path, **spec):
+    """A vLLM engine over *base*, spawned without waiting (the caller waits where it is
+    used), stopped when the fixture ends."""
     from clone_pipeline.engine.process import EngineSpec, start_engine
 
-    folder = tmp_path_factory.mktemp("engine")
-    process = start_engine(EngineSpec(str(local_tiny[2]), max_loras=16, max_num_seqs=64,
-                                      lora_dir=str(folder / "loras")),
+    folder = tmp_path_factory.mktemp(name)
+    process = start_engine(EngineSpec(str(base), lora_dir=str(folder / "loras"), **spec),
                            folder / "engine.log", wait=False)
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def engine_spawned(local_tiny, tmp_path_factory):
+    """The serving tests' engine over local-tiny (test_serving/conftest.py's `engine`): it
+    may start while the live block still runs."""
+    yield from _spawned(tmp_path_factory, "engine", local_tiny[2], max_loras=16,
+                        max_num_seqs=64)
 
 
 @pytest.fixture(scope="session")
 def smollm2_engine_spawned(smollm2, tmp_path_factory):
-    """A vLLM engine serving SmolLM2 for the default base's end to end, spawned without
-    waiting, as `engine_spawned`."""
-    from clone_pipeline.engine.process import EngineSpec, start_engine
-
-    folder = tmp_path_factory.mktemp("smollm2-engine")
-    process = start_engine(EngineSpec(str(smollm2), max_loras=4, max_num_seqs=16,
-                                      max_model_len=2048, lora_dir=str(folder / "loras")),
-                           folder / "engine.log", wait=False)
-    yield process
-    process.stop()
+    """The engine serving SmolLM2 for the default base's end to end, as `engine_spawned`."""
+    yield from _spawned(tmp_path_factory, "smollm2-engine", smollm2, max_loras=4,
+                        max_num_seqs=16, max_model_len=2048)
 
 
 # Which spawned engine a later test needs, by the fixtures that show it.
